@@ -1,0 +1,149 @@
+//! Exception syndromes (ESR_ELx) and the exceptions warden injects into the host.
+//! Arm ARM DDI 0487, D24.2.40 (ESR_EL2) and D1.10 (exception entry).
+
+/// The exception classes warden handles (ESR_ELx.EC, bits [31:26]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExceptionClass {
+    Unknown,
+    Hvc64,
+    Smc64,
+    InstructionAbortLower,
+    InstructionAbortSame,
+    DataAbortLower,
+    DataAbortSame,
+    Other(u8),
+}
+
+impl ExceptionClass {
+    pub fn from_esr(esr: u64) -> Self {
+        match ((esr >> 26) & 0x3f) as u8 {
+            0x00 => Self::Unknown,
+            0x16 => Self::Hvc64,
+            0x17 => Self::Smc64,
+            0x20 => Self::InstructionAbortLower,
+            0x21 => Self::InstructionAbortSame,
+            0x24 => Self::DataAbortLower,
+            0x25 => Self::DataAbortSame,
+            ec => Self::Other(ec),
+        }
+    }
+}
+
+/// ESR.IL: the trapped instruction was 32 bits wide.
+const ESR_IL: u64 = 1 << 25;
+/// Fault status code "synchronous external abort, not on a table walk".
+const FSC_EXTERNAL_ABORT: u64 = 0x10;
+/// ESR_ELx.ISS.WnR for data aborts.
+const ESR_WNR: u64 = 1 << 6;
+
+/// Which kind of exception to inject into the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injection {
+    /// A synchronous external abort on a data access (`write` = the access was a store).
+    DataAbort { write: bool },
+    /// A synchronous external abort on an instruction fetch.
+    InstructionAbort,
+    /// An undefined instruction.
+    Undefined,
+}
+
+/// The host's EL1 state that an injected exception changes, and the EL2 return state
+/// that makes `eret` land on the host's vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InjectedException {
+    pub esr_el1: u64,
+    pub elr_el1: u64,
+    pub spsr_el1: u64,
+    pub elr_el2: u64,
+    pub spsr_el2: u64,
+}
+
+/// Computes how to deliver `kind` to the host as if the exception had been taken to EL1
+/// from the interrupted context (`elr`, `spsr`), with the host's vectors at `vbar_el1`.
+/// Mirrors the architectural exception entry to EL1 (DDI 0487 D1.10.2).
+pub fn inject(kind: Injection, elr: u64, spsr: u64, vbar_el1: u64) -> InjectedException {
+    let mode = spsr & 0xf;
+    let from_el1 = mode == 0b0100 || mode == 0b0101;
+    // Vector offset: current EL with SP_EL0 (0x000), current EL with SP_ELx (0x200),
+    // lower EL AArch64 (0x400). Synchronous exceptions are at +0 within each group.
+    let offset = match mode {
+        0b0100 => 0x000,
+        0b0101 => 0x200,
+        _ => 0x400,
+    };
+    let ec: u64 = match (kind, from_el1) {
+        (Injection::DataAbort { .. }, true) => 0x25,
+        (Injection::DataAbort { .. }, false) => 0x24,
+        (Injection::InstructionAbort, true) => 0x21,
+        (Injection::InstructionAbort, false) => 0x20,
+        (Injection::Undefined, _) => 0x00,
+    };
+    let iss = match kind {
+        Injection::DataAbort { write } => FSC_EXTERNAL_ABORT | if write { ESR_WNR } else { 0 },
+        Injection::InstructionAbort => FSC_EXTERNAL_ABORT,
+        Injection::Undefined => 0,
+    };
+    InjectedException {
+        esr_el1: ec << 26 | ESR_IL | iss,
+        elr_el1: elr,
+        spsr_el1: spsr,
+        elr_el2: vbar_el1 + offset,
+        // EL1h with D, A, I and F masked, as on any exception entry to EL1.
+        spsr_el2: 0b1111 << 6 | 0b0101,
+    }
+}
+
+/// ISS.WnR of a data abort syndrome.
+pub fn is_write(esr: u64) -> bool {
+    esr & ESR_WNR != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_classes() {
+        assert_eq!(ExceptionClass::from_esr(0x5e00_0000), ExceptionClass::Smc64);
+        assert_eq!(ExceptionClass::from_esr(0x5a00_0000), ExceptionClass::Hvc64);
+        assert_eq!(
+            ExceptionClass::from_esr(0x9200_0046),
+            ExceptionClass::DataAbortLower
+        );
+        assert_eq!(
+            ExceptionClass::from_esr(0x8200_0006),
+            ExceptionClass::InstructionAbortLower
+        );
+        assert_eq!(
+            ExceptionClass::from_esr(0x1 << 26),
+            ExceptionClass::Other(1)
+        );
+    }
+
+    #[test]
+    fn data_abort_from_el1h_goes_to_current_spx_vector() {
+        let e = inject(
+            Injection::DataAbort { write: true },
+            0x4800_1000,
+            0x3c5,
+            0x4808_0000,
+        );
+        assert_eq!(e.elr_el2, 0x4808_0200);
+        assert_eq!(e.esr_el1 >> 26, 0x25);
+        assert!(is_write(e.esr_el1));
+        assert_eq!(e.esr_el1 & 0x3f, FSC_EXTERNAL_ABORT);
+        assert_eq!(e.elr_el1, 0x4800_1000);
+        assert_eq!(e.spsr_el1, 0x3c5);
+        assert_eq!(e.spsr_el2, 0x3c5);
+    }
+
+    #[test]
+    fn abort_from_el0_goes_to_lower_vector() {
+        let e = inject(Injection::InstructionAbort, 0x1000, 0x0, 0x8000);
+        assert_eq!(e.elr_el2, 0x8400);
+        assert_eq!(e.esr_el1 >> 26, 0x20);
+        let e = inject(Injection::Undefined, 0x1000, 0x4, 0x8000);
+        assert_eq!(e.elr_el2, 0x8000);
+        assert_eq!(e.esr_el1 >> 26, 0);
+    }
+}

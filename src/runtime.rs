@@ -1,0 +1,381 @@
+//! The bare-metal runtime: boot of the first and secondary CPUs, trap dispatch, heap and
+//! panic handling. The assembly in `boot/` calls the `extern "C"` functions here.
+
+use core::fmt::Write as _;
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use aarch64_cpu::registers::*;
+use buddy_system_allocator::LockedHeap;
+use log::{LevelFilter, error, info, warn};
+use spin::{Mutex, Once};
+
+use crate::arch::el2;
+use crate::arch::esr::{self, ExceptionClass, Injection};
+use crate::arch::frame::{FRAME_SIZE, TrapFrame};
+use crate::arch::mmu::{self, ImageLayout};
+use crate::arch::stage2::{self, HostStage2};
+use crate::hvc;
+use crate::platform::console;
+use crate::platform::dt::PlatformInfo;
+use crate::platform::host_dt;
+use crate::platform::memmap::{self, Range};
+use crate::psci::HostEntry;
+use crate::router::{self, CpuTopology, SecureMonitor};
+
+pub const BANNER: &str = concat!(
+    "warden ",
+    env!("CARGO_PKG_VERSION"),
+    ": EL2 FF-A proxy hypervisor"
+);
+
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
+
+/// Symbols from linker.ld; only this module turns them into addresses.
+mod image {
+    use crate::platform::memmap::Range;
+
+    unsafe extern "C" {
+        static __image_start: u8;
+        static __text_end: u8;
+        static __rodata_end: u8;
+        static __image_end: u8;
+        static __stacks_start: u8;
+        static __heap_start: u8;
+        static __heap_end: u8;
+        static STACK_SIZE: u8;
+        static MAX_CPUS: u8;
+        fn _secondary_start();
+    }
+
+    fn addr(sym: *const u8) -> u64 {
+        sym as u64
+    }
+    pub fn whole() -> Range {
+        Range::new(addr(&raw const __image_start), addr(&raw const __image_end))
+    }
+    pub fn text() -> Range {
+        Range::new(addr(&raw const __image_start), addr(&raw const __text_end))
+    }
+    pub fn rodata() -> Range {
+        Range::new(addr(&raw const __text_end), addr(&raw const __rodata_end))
+    }
+    pub fn rw() -> Range {
+        Range::new(addr(&raw const __rodata_end), addr(&raw const __image_end))
+    }
+    pub fn heap() -> Range {
+        Range::new(addr(&raw const __heap_start), addr(&raw const __heap_end))
+    }
+    /// Linker-defined absolute symbols: their "address" is the value.
+    pub fn max_cpus() -> usize {
+        addr(&raw const MAX_CPUS) as usize
+    }
+    pub fn stack_top(cpu: usize) -> u64 {
+        addr(&raw const __stacks_start) + (cpu as u64 + 1) * addr(&raw const STACK_SIZE)
+    }
+    pub fn secondary_entry() -> u64 {
+        _secondary_start as *const () as u64
+    }
+}
+
+/// What the boot CPU learnt and built, shared with the others.
+struct Shared {
+    platform: PlatformInfo,
+    /// The host's stage-2, shared by all CPUs (one VMID: there is one host).
+    stage2: Mutex<HostStage2>,
+    vtcr: u64,
+}
+
+static SHARED: Once<Shared> = Once::new();
+/// Root of warden's stage-1 table, read by secondaries before their MMU is on.
+static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
+/// Where each CPU enters the host next time warden brings it up (PSCI relay).
+static HOST_ENTRIES: Mutex<[Option<HostEntry>; 8]> = Mutex::new([None; 8]);
+
+/// Referenced from `main.rs` so that the linker keeps this module.
+pub fn link() {}
+
+pub fn current_cpu_index() -> usize {
+    TPIDR_EL2.get() as usize
+}
+
+fn park() -> ! {
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+/// The boot CPU, from `boot/entry.S`, with the MMU off and `dtb` from the firmware.
+#[unsafe(no_mangle)]
+extern "C" fn warden_primary_main(dtb: usize) -> ! {
+    TPIDR_EL2.set(0);
+    // SAFETY: first thing on the boot CPU; the image and DT blocks become normal memory.
+    unsafe { mmu::enable_early(&[image::whole().start, dtb as u64]) };
+    let heap = image::heap();
+    // SAFETY: the heap range is reserved for this by linker.ld and used by nothing else.
+    unsafe { HEAP.lock().init(heap.start as usize, heap.len() as usize) };
+
+    let blob = dt_blob(dtb);
+    let platform = match PlatformInfo::parse(blob) {
+        Ok(p) => p,
+        // No console without the DT: all we can do is stop.
+        Err(_) => park(),
+    };
+    let devices: alloc::vec::Vec<Range> = platform.console.into_iter().collect();
+    let layout = ImageLayout {
+        text: image::text(),
+        rodata: image::rodata(),
+        rw: image::rw(),
+    };
+    // SAFETY: boot CPU, early map active, layout from linker.ld, image inside RAM.
+    let root = match unsafe { mmu::switch_to_final(&layout, &platform.memory, &devices) } {
+        Ok(root) => root,
+        Err(_) => park(),
+    };
+    EL2_ROOT.store(root, Ordering::Release);
+    el2::clean_dcache_to_poc(
+        &raw const EL2_ROOT as usize,
+        &raw const EL2_ROOT as usize + 8,
+    );
+    if let Some(uart) = platform.console {
+        console::init(uart.start as usize, LevelFilter::Info);
+    }
+    info!("{BANNER}");
+    let el = CurrentEL.get() >> 2 & 3;
+    info!(
+        "running at EL{el}, image {:#x}..{:#x}, DT at {dtb:#x}",
+        image::whole().start,
+        image::whole().end
+    );
+
+    let Some(kernel) = platform.kernel else {
+        panic!("no host kernel: /chosen has no \"multiboot,kernel\" module");
+    };
+    let warden_mem = image::whole();
+    let pa_range = ID_AA64MMFR0_EL1.get() & 0xf;
+    let ipa_limit = 1u64 << stage2::IPA_BITS.min(mmu::pa_bits());
+    let host_map = memmap::host_layout(&platform.memory, &[warden_mem], ipa_limit);
+    let s2 = HostStage2::new(&host_map).unwrap_or_else(|e| panic!("host stage-2: {e}"));
+    info!(
+        "host stage-2: {} regions over {} bits of IPA, warden's {:#x}..{:#x} unmapped",
+        host_map.len(),
+        stage2::IPA_BITS,
+        warden_mem.start,
+        warden_mem.end
+    );
+    let shared = SHARED.call_once(|| Shared {
+        vtcr: stage2::vtcr(pa_range),
+        stage2: Mutex::new(s2),
+        platform,
+    });
+    hand_dt_to_host(dtb, warden_mem);
+    el2::init_cpu(0, shared.stage2.lock().root(), shared.vtcr);
+    info!(
+        "entering host at EL1: entry {:#x} ({} KiB), x0 = DT {dtb:#x}, {} CPUs in the DT",
+        kernel.range.start,
+        kernel.range.len() / 1024,
+        shared.platform.cpus.len()
+    );
+    enter_host(
+        0,
+        HostEntry {
+            entry: kernel.range.start,
+            context_id: dtb as u64,
+        },
+    )
+}
+
+/// A secondary CPU started (or resumed) by EL3 at warden's entry, through the PSCI relay.
+#[unsafe(no_mangle)]
+extern "C" fn warden_secondary_main(cpu: usize) -> ! {
+    let root = EL2_ROOT.load(Ordering::Acquire);
+    // SAFETY: the final map covers everything warden touches on any CPU.
+    unsafe { mmu::enable(root) };
+    TPIDR_EL2.set(cpu as u64);
+    let Some(shared) = SHARED.get() else { park() };
+    el2::init_cpu(cpu, shared.stage2.lock().root(), shared.vtcr);
+    let entry = HOST_ENTRIES.lock()[cpu].take();
+    match entry {
+        Some(entry) => {
+            info!("CPU {cpu} up, entering host at {:#x}", entry.entry);
+            enter_host(cpu, entry)
+        }
+        None => {
+            error!("CPU {cpu} started with no host entry recorded; parking it");
+            park()
+        }
+    }
+}
+
+fn enter_host(cpu: usize, entry: HostEntry) -> ! {
+    let frame = (image::stack_top(cpu) - FRAME_SIZE as u64) as *mut TrapFrame;
+    // SAFETY: `frame` is the top of this CPU's own stack, which `enter_host` resets to.
+    unsafe {
+        frame.write(TrapFrame::host_entry(entry.entry, entry.context_id));
+        el2::enter_host(frame)
+    }
+}
+
+fn dt_blob(dtb: usize) -> &'static [u8] {
+    // SAFETY: the firmware hands over a DT at `dtb`; the header's totalsize (big-endian
+    // u32 at offset 4) bounds it. The early map covers its block as normal memory.
+    unsafe {
+        let size = u32::from_be((dtb as *const u32).add(1).read()) as usize;
+        core::slice::from_raw_parts(dtb as *const u8, size)
+    }
+}
+
+/// Rewrites the DT in place with warden's memory reserved, if the result fits in the
+/// space the firmware gave the blob (its totalsize).
+fn hand_dt_to_host(dtb: usize, warden_mem: Range) {
+    let blob = dt_blob(dtb);
+    match host_dt::with_reserved_memory(blob, warden_mem) {
+        Ok(new) if new.len() <= blob.len() => {
+            // SAFETY: `new` fits in the blob's own bytes, which lie in host RAM mapped
+            // read-write in warden's stage-1; nothing else uses them now.
+            unsafe { core::ptr::copy_nonoverlapping(new.as_ptr(), dtb as *mut u8, new.len()) };
+            el2::clean_dcache_to_poc(dtb, dtb + new.len());
+            info!(
+                "host DT: /reserved-memory/warden@{:x} (no-map) added",
+                warden_mem.start
+            );
+        }
+        Ok(new) => warn!(
+            "host DT: no room to reserve warden's memory ({} > {} bytes); host keeps the original",
+            new.len(),
+            blob.len()
+        ),
+        Err(e) => warn!("host DT: cannot add warden's reservation: {e:?}"),
+    }
+}
+
+/// EL3, reached with an SMC.
+struct El3;
+
+impl SecureMonitor for El3 {
+    fn call(&mut self, regs: &[u64; 18]) -> [u64; 18] {
+        let mut args = [0u64; 17];
+        args.copy_from_slice(&regs[1..]);
+        smccc::smc64(regs[0] as u32, args)
+    }
+}
+
+struct Topology<'a>(&'a PlatformInfo);
+
+impl CpuTopology for Topology<'_> {
+    fn index_of(&self, mpidr: u64) -> Option<usize> {
+        self.0
+            .cpu_index(mpidr)
+            .filter(|&i| i < image::max_cpus().min(8))
+    }
+    fn current(&self) -> usize {
+        current_cpu_index()
+    }
+    fn set_host_entry(&self, cpu: usize, entry: HostEntry) {
+        if let Some(slot) = HOST_ENTRIES.lock().get_mut(cpu) {
+            *slot = Some(entry);
+        }
+    }
+    fn warden_entry(&self) -> u64 {
+        image::secondary_entry()
+    }
+}
+
+/// Every exception from the host (`boot/vectors.S`, lower-EL entries; `kind` 8-15).
+#[unsafe(no_mangle)]
+extern "C" fn warden_host_trap(frame: &mut TrapFrame, kind: u64) {
+    match kind {
+        8 => host_sync(frame),
+        9 | 10 => warn!("physical interrupt taken to EL2 (kind {kind}); not routed here"),
+        11 => warn!(
+            "SError from host at {:#x}, ESR {:#x}",
+            frame.elr,
+            ESR_EL2.get()
+        ),
+        _ => warn!("exception from AArch32 (kind {kind}); the host is AArch64 only"),
+    }
+}
+
+fn host_sync(frame: &mut TrapFrame) {
+    let esr = ESR_EL2.get();
+    let Some(shared) = SHARED.get() else { return };
+    match ExceptionClass::from_esr(esr) {
+        ExceptionClass::Smc64 => {
+            // A trapped SMC leaves ELR_EL2 at the SMC itself.
+            frame.elr += 4;
+            let reply =
+                router::handle_smc(&frame.smccc_regs(), &mut El3, &Topology(&shared.platform));
+            frame.set_smccc_results(&reply.regs, reply.wide);
+        }
+        ExceptionClass::Hvc64 => {
+            let out = hvc::handle(&frame.smccc_regs());
+            frame.set_smccc_results(&out, false);
+        }
+        ExceptionClass::DataAbortLower | ExceptionClass::InstructionAbortLower => {
+            host_abort(frame, esr)
+        }
+        other => {
+            warn!(
+                "host trap {other:?} (ESR {esr:#x}) at {:#x}: injecting undefined instruction",
+                frame.elr
+            );
+            inject(frame, Injection::Undefined);
+        }
+    }
+}
+
+/// A stage-2 fault: the host touched an address it has no mapping for (warden's memory).
+fn host_abort(frame: &mut TrapFrame, esr: u64) {
+    let far = FAR_EL2.get();
+    let ipa = (HPFAR_EL2.get() & 0x0fff_ffff_fff0) << 8 | (far & 0xfff);
+    let (kind, what) = match ExceptionClass::from_esr(esr) {
+        ExceptionClass::InstructionAbortLower => (Injection::InstructionAbort, "instruction fetch"),
+        _ if esr::is_write(esr) => (Injection::DataAbort { write: true }, "write"),
+        _ => (Injection::DataAbort { write: false }, "read"),
+    };
+    warn!(
+        "host {what} of IPA {ipa:#x} at PC {:#x} refused: not host memory; external abort injected",
+        frame.elr
+    );
+    inject(frame, kind);
+}
+
+fn inject(frame: &mut TrapFrame, kind: Injection) {
+    let e = esr::inject(kind, frame.elr, frame.spsr, VBAR_EL1.get());
+    ESR_EL1.set(e.esr_el1);
+    FAR_EL1.set(FAR_EL2.get());
+    ELR_EL1.set(e.elr_el1);
+    SPSR_EL1.set(e.spsr_el1);
+    frame.elr = e.elr_el2;
+    frame.spsr = e.spsr_el2;
+}
+
+/// An exception taken from EL2 itself: a bug in warden. Report and stop this CPU.
+#[unsafe(no_mangle)]
+extern "C" fn warden_el2_fault(frame: &mut TrapFrame, kind: u64) -> ! {
+    console::emergency(format_args!(
+        "\nwarden: EL2 exception kind {kind} ESR {:#x} FAR {:#x} ELR {:#x}\n",
+        ESR_EL2.get(),
+        FAR_EL2.get(),
+        frame.elr
+    ));
+    park()
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    struct Emergency;
+    impl core::fmt::Write for Emergency {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            console::emergency(format_args!("{s}"));
+            Ok(())
+        }
+    }
+    let _ = write!(
+        Emergency,
+        "\nwarden PANIC on CPU {}: {info}\n",
+        current_cpu_index()
+    );
+    park()
+}

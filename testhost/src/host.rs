@@ -1,0 +1,367 @@
+use core::arch::{asm, global_asm};
+use core::fmt::{self, Write};
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use buddy_system_allocator::LockedHeap;
+use warden::arch::blocks::{self, Regime};
+use warden::platform::dt::PlatformInfo;
+use warden::platform::memmap::Range;
+
+global_asm!(include_str!("boot.S"));
+
+const PSCI_VERSION: u32 = 0x8400_0000;
+const PSCI_CPU_OFF: u32 = 0x8400_0002;
+const PSCI_CPU_ON_64: u32 = 0xc400_0003;
+const PSCI_AFFINITY_INFO_64: u32 = 0xc400_0004;
+const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
+const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
+const SMCCC_VERSION: u32 = 0x8000_0000;
+const FFA_VERSION: u32 = 0x8400_0063;
+const FFA_ID_GET: u32 = 0x8400_0069;
+const FFA_SUCCESS_32: u64 = 0x8400_0061;
+const WARDEN_HVC_VERSION: u32 = 0x8600_0000;
+const NOT_SUPPORTED: u32 = 0xffff_ffff;
+
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
+static mut HEAP_SPACE: [u64; 16384] = [0; 16384];
+
+#[repr(C, align(4096))]
+struct Table([u64; 512]);
+static mut TABLE: Table = Table([0; 512]);
+
+/// Written by the EL1 vector when a probe faults: ESR_EL1, FAR_EL1.
+#[unsafe(no_mangle)]
+static mut testhost_last_fault: [u64; 2] = [0; 2];
+
+static UART: AtomicU64 = AtomicU64::new(0);
+static SECONDARY_SEEN: AtomicU64 = AtomicU64::new(0);
+
+struct Uart;
+impl Write for Uart {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let base = UART.load(Ordering::Relaxed) as usize;
+        if base == 0 {
+            return Ok(());
+        }
+        for b in s.bytes() {
+            // SAFETY: `base` is the PL011 from the DT, mapped as device memory.
+            unsafe {
+                while ((base + 0x18) as *const u32).read_volatile() & (1 << 5) != 0 {}
+                ((base) as *mut u32).write_volatile(b as u32);
+            }
+        }
+        Ok(())
+    }
+}
+
+macro_rules! say {
+    ($($arg:tt)*) => { let _ = writeln!(Uart, $($arg)*); };
+}
+
+fn smc(fid: u32, args: &[u64]) -> [u64; 18] {
+    let mut a = [0u64; 17];
+    a[..args.len()].copy_from_slice(args);
+    smccc::smc64(fid, a)
+}
+
+fn hvc(fid: u32) -> [u64; 18] {
+    smccc::hvc64(fid, [0; 17])
+}
+
+fn tcr_ips() -> u64 {
+    let mmfr0: u64;
+    // SAFETY: reading an ID register has no side effects.
+    unsafe { asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0) };
+    (mmfr0 & 0xf).min(5) << 32
+}
+
+/// Turns the EL1 MMU on with the shared 1 GiB-block table.
+fn enable_mmu() {
+    let root = &raw const TABLE as u64;
+    // EPD1: no TTBR1 walks.
+    let tcr = blocks::TCR_WALK_39BIT | 1 << 23 | tcr_ips();
+    // SAFETY: the table identity-maps everything this program touches; the image's and
+    // the DT's blocks are normal memory.
+    unsafe {
+        asm!(
+            "msr mair_el1, {mair}", "msr tcr_el1, {tcr}", "msr ttbr0_el1, {root}", "isb",
+            "tlbi vmalle1", "dsb nsh", "isb",
+            "msr sctlr_el1, {sctlr}", "isb",
+            mair = in(reg) blocks::MAIR, tcr = in(reg) tcr, root = in(reg) root,
+            sctlr = in(reg) 0x30d0_0800u64 | 1 | 1 << 2 | 1 << 12,
+        )
+    };
+}
+
+fn current_el() -> u64 {
+    let el: u64;
+    // SAFETY: reading CurrentEL has no side effects.
+    unsafe { asm!("mrs {}, CurrentEL", out(reg) el) };
+    el >> 2 & 3
+}
+
+struct Report {
+    passed: u32,
+    failed: u32,
+}
+
+impl Report {
+    fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments) {
+        if ok {
+            self.passed += 1;
+            say!("testhost: PASS {name}");
+        } else {
+            self.failed += 1;
+            say!("testhost: FAIL {name}: {detail}");
+        }
+    }
+}
+
+/// A 64-bit load that may fault; returns the syndrome the vector recorded (0 if none).
+fn probe(addr: u64, write: bool) -> (u64, u64) {
+    // SAFETY: the fault record is only written by this CPU's vector, synchronously.
+    unsafe { (&raw mut testhost_last_fault).write([0, 0]) };
+    // SAFETY: the access may fault; the vector records it and skips the instruction, so
+    // the asm block always completes. It touches no Rust-visible memory.
+    unsafe {
+        if write {
+            asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) 0x5a5a_5a5a_u64, options(nostack));
+        } else {
+            asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) _, options(nostack));
+        }
+    }
+    // SAFETY: as above.
+    let f = unsafe { (&raw const testhost_last_fault).read_volatile() };
+    (f[0], f[1])
+}
+
+fn warden_range(blob: &[u8]) -> Option<Range> {
+    let fdt = fdt::Fdt::new(blob).ok()?;
+    let node = fdt
+        .find_node("/reserved-memory")?
+        .children()
+        .find(|n| n.name.starts_with("warden@"))?;
+    let reg = node.reg()?.next()?;
+    Range::from_base_size(reg.starting_address as u64, reg.size? as u64)
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn testhost_main(dtb: u64) -> ! {
+    let el_at_entry = current_el();
+    let table = blocks::level1_blocks(Regime::El1, |gib| {
+        gib == (&raw const TABLE as u64) >> 30 || gib == dtb >> 30
+    });
+    // SAFETY: single CPU, MMU off, nothing else uses the table yet.
+    unsafe { TABLE.0 = table };
+    enable_mmu();
+    // SAFETY: the heap space is a static used for nothing else.
+    unsafe { HEAP.lock().init(&raw mut HEAP_SPACE as usize, 16384 * 8) };
+    // SAFETY: the DT header's totalsize bounds the blob warden handed over.
+    let blob = unsafe {
+        let size = u32::from_be(((dtb + 4) as *const u32).read()) as usize;
+        core::slice::from_raw_parts(dtb as *const u8, size)
+    };
+    let Ok(platform) = PlatformInfo::parse(blob) else {
+        power(false)
+    };
+    if let Some(uart) = platform.console {
+        UART.store(uart.start, Ordering::Relaxed);
+    }
+    say!("testhost: started, x0 = DT at {dtb:#x}");
+    let mut r = Report {
+        passed: 0,
+        failed: 0,
+    };
+
+    r.check(
+        "host runs at EL1",
+        el_at_entry == 1,
+        format_args!("CurrentEL {el_at_entry}"),
+    );
+
+    let v = hvc(WARDEN_HVC_VERSION)[0];
+    r.check("warden HVC version", v == 0x1_0000, format_args!("{v:#x}"));
+    let v = hvc(0x8600_00ff)[0] as u32;
+    r.check(
+        "unknown HVC refused",
+        v == NOT_SUPPORTED,
+        format_args!("{v:#x}"),
+    );
+
+    let v = smc(SMCCC_VERSION, &[])[0] as u32;
+    r.check(
+        "SMCCC_VERSION from EL3 >= 1.2",
+        (0x1_0002..0x8000_0000).contains(&v),
+        format_args!("{v:#x}"),
+    );
+    let v = smc(PSCI_VERSION, &[])[0] as u32;
+    say!("testhost: PSCI_VERSION = {v:#x}");
+    r.check(
+        "PSCI_VERSION from EL3",
+        v >> 16 == 1,
+        format_args!("{v:#x}"),
+    );
+    let ffa_version_ok = |r: &mut Report, when: &str| {
+        let v = smc(FFA_VERSION, &[0x1_0002])[0] as u32;
+        say!("testhost: FFA_VERSION(1.2) {when} = {v:#x}");
+        r.check(
+            "FFA_VERSION reaches the SPMC",
+            v == 0x1_0002,
+            format_args!("{v:#x}"),
+        );
+    };
+    ffa_version_ok(&mut r, "at start");
+    let id = smc(FFA_ID_GET, &[]);
+    r.check(
+        "FFA_ID_GET",
+        id[0] == FFA_SUCCESS_32 && id[2] == 0,
+        format_args!("x0 {:#x} x2 {:#x}", id[0], id[2]),
+    );
+
+    for fid in [
+        0x8200_0000u32,
+        0xc300_0001,
+        0x0400_0063,
+        0x8410_0063,
+        0xc600_0000,
+    ] {
+        let v = smc(fid, &[1, 2, 3])[0] as u32;
+        r.check(
+            "unknown SMC refused with -1",
+            v == NOT_SUPPORTED,
+            format_args!("{fid:#x} -> {v:#x}"),
+        );
+    }
+
+    match warden_range(blob) {
+        None => r.check(
+            "DT reserves warden's memory",
+            false,
+            format_args!("no /reserved-memory/warden@"),
+        ),
+        Some(w) => {
+            say!("testhost: warden occupies {:#x}..{:#x}", w.start, w.end);
+            r.check(
+                "DT reserves warden's memory",
+                !w.is_empty(),
+                format_args!(""),
+            );
+            for (addr, write) in [
+                (w.start, false),
+                (w.start + 0x1000, true),
+                (w.end - 8, false),
+            ] {
+                let (esr, far) = probe(addr, write);
+                let ec = esr >> 26;
+                let wnr = esr >> 6 & 1 == 1;
+                r.check(
+                    if write {
+                        "write to warden memory aborts"
+                    } else {
+                        "read of warden memory aborts"
+                    },
+                    ec == 0x25 && far == addr && wnr == write && esr & 0x3f == 0x10,
+                    format_args!("addr {addr:#x}: ESR {esr:#x} FAR {far:#x}"),
+                );
+            }
+            let own = &raw const SECONDARY_SEEN as u64;
+            let (esr, _) = probe(own, true);
+            r.check(
+                "host RAM stays writable",
+                esr == 0,
+                format_args!("ESR {esr:#x}"),
+            );
+        }
+    }
+    ffa_version_ok(&mut r, "after the faults");
+
+    smp_checks(&mut r, &platform);
+
+    say!("testhost: {} passed, {} failed", r.passed, r.failed);
+    power(r.failed == 0)
+}
+
+fn smp_checks(r: &mut Report, platform: &PlatformInfo) {
+    let v = smc(PSCI_CPU_ON_64, &[0xff_ff, 0, 0])[0] as i64 as i32;
+    r.check(
+        "CPU_ON of a CPU that does not exist",
+        v == -2,
+        format_args!("{v}"),
+    );
+    let Some(&mpidr) = platform.cpus.get(1) else {
+        say!("testhost: one CPU only; secondary bring-up not exercised");
+        return;
+    };
+    // SAFETY: reading the address of the entry symbol.
+    let entry = {
+        unsafe extern "C" {
+            fn testhost_secondary_entry();
+        }
+        testhost_secondary_entry as *const () as u64
+    };
+    // The context ID picks stack slot 1 (low bits) and carries a marker to check.
+    let ctx = 0x5ec0_0001;
+    let v = smc(PSCI_CPU_ON_64, &[mpidr, entry, ctx])[0] as i64;
+    r.check("CPU_ON of CPU 1 accepted", v == 0, format_args!("{v}"));
+    let mut seen = 0;
+    for _ in 0..50_000_000u64 {
+        seen = SECONDARY_SEEN.load(Ordering::Acquire);
+        if seen != 0 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    r.check(
+        "CPU 1 enters the host at EL1 with its context ID",
+        seen == ctx << 8 | 1,
+        format_args!("seen {seen:#x}"),
+    );
+    let mut off = false;
+    for _ in 0..1_000_000 {
+        if smc(PSCI_AFFINITY_INFO_64, &[mpidr, 0])[0] == 1 {
+            off = true;
+            break;
+        }
+    }
+    r.check("CPU 1 turns itself off through PSCI", off, format_args!(""));
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn testhost_secondary(ctx: u64) -> ! {
+    enable_mmu();
+    SECONDARY_SEEN.store(ctx << 8 | current_el(), Ordering::Release);
+    smc(PSCI_CPU_OFF, &[]);
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+fn power(ok: bool) -> ! {
+    smc(
+        if ok {
+            PSCI_SYSTEM_OFF
+        } else {
+            PSCI_SYSTEM_RESET
+        },
+        &[],
+    );
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn testhost_unexpected(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
+    say!("testhost: unexpected exception {kind}: ESR {esr:#x} ELR {elr:#x} FAR {far:#x}");
+    say!("testhost: 0 passed, 1 failed");
+    power(false)
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    say!("testhost: panic: {info}");
+    say!("testhost: 0 passed, 1 failed");
+    power(false)
+}
