@@ -87,9 +87,45 @@ warden_restore_frame_and_eret:
     dsb     nsh
     isb
 
-// Enters the host for the first time: x0 points at a TrapFrame placed at the top of this
-// CPU's stack, so that later traps start from a clean stack below it.
+// Enters the host for the first time: x0 = entry, x1 = the host's x0, x2 = SPSR,
+// x3 = this CPU's stack top, which becomes SP_EL2 so that later traps start from a clean
+// stack. Every other host register starts at zero: nothing of EL2 leaks to the host.
 .global warden_enter_host
 warden_enter_host:
-    mov     sp, x0
-    b       warden_restore_frame_and_eret
+    mov     sp, x3
+    msr     elr_el2, x0
+    msr     spsr_el2, x2
+    mov     x0, x1
+    mov     x1, xzr
+    mov     x2, xzr
+    mov     x3, xzr
+    mov     x4, xzr
+    mov     x5, xzr
+    mov     x6, xzr
+    mov     x7, xzr
+    mov     x8, xzr
+    mov     x9, xzr
+    mov     x10, xzr
+    mov     x11, xzr
+    mov     x12, xzr
+    mov     x13, xzr
+    mov     x14, xzr
+    mov     x15, xzr
+    mov     x16, xzr
+    mov     x17, xzr
+    mov     x18, xzr
+    mov     x19, xzr
+    mov     x20, xzr
+    mov     x21, xzr
+    mov     x22, xzr
+    mov     x23, xzr
+    mov     x24, xzr
+    mov     x25, xzr
+    mov     x26, xzr
+    mov     x27, xzr
+    mov     x28, xzr
+    mov     x29, xzr
+    mov     x30, xzr
+    eret
+    dsb     nsh
+    isb

@@ -12,12 +12,12 @@ use spin::{Mutex, Once};
 
 use crate::arch::el2;
 use crate::arch::esr::{self, ExceptionClass, Injection};
-use crate::arch::frame::{FRAME_SIZE, TrapFrame};
+use crate::arch::frame::TrapFrame;
 use crate::arch::mmu::{self, ImageLayout};
 use crate::arch::stage2::{self, HostStage2};
 use crate::hvc;
 use crate::platform::console;
-use crate::platform::dt::PlatformInfo;
+use crate::platform::dt::{self, PlatformInfo};
 use crate::platform::host_dt;
 use crate::platform::memmap::{self, Range};
 use crate::psci::HostEntry;
@@ -44,6 +44,8 @@ mod image {
         static __stacks_start: u8;
         static __heap_start: u8;
         static __heap_end: u8;
+        static __host_dt_start: u8;
+        static __host_dt_end: u8;
         static STACK_SIZE: u8;
         static MAX_CPUS: u8;
         fn _secondary_start();
@@ -54,6 +56,19 @@ mod image {
     }
     pub fn whole() -> Range {
         Range::new(addr(&raw const __image_start), addr(&raw const __image_end))
+    }
+    /// warden's own memory: the image minus the host's DT area at its end.
+    pub fn private() -> Range {
+        Range::new(
+            addr(&raw const __image_start),
+            addr(&raw const __host_dt_start),
+        )
+    }
+    pub fn host_dt() -> Range {
+        Range::new(
+            addr(&raw const __host_dt_start),
+            addr(&raw const __host_dt_end),
+        )
     }
     pub fn text() -> Range {
         Range::new(addr(&raw const __image_start), addr(&raw const __text_end))
@@ -93,6 +108,9 @@ static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
 /// Where each CPU enters the host next time warden brings it up (PSCI relay).
 static HOST_ENTRIES: Mutex<[Option<HostEntry>; 8]> = Mutex::new([None; 8]);
 
+/// Stage-2 faults taken from the host so far.
+static HOST_ABORTS: AtomicU64 = AtomicU64::new(0);
+
 /// Referenced from `main.rs` so that the linker keeps this module.
 pub fn link() {}
 
@@ -116,11 +134,12 @@ extern "C" fn warden_primary_main(dtb: usize) -> ! {
     // SAFETY: the heap range is reserved for this by linker.ld and used by nothing else.
     unsafe { HEAP.lock().init(heap.start as usize, heap.len() as usize) };
 
-    let blob = dt_blob(dtb);
-    let platform = match PlatformInfo::parse(blob) {
-        Ok(p) => p,
-        // No console without the DT: all we can do is stop.
-        Err(_) => park(),
+    // No console without the DT: if it is unreadable, all warden can do is stop.
+    let Ok(tree) = dt::normalize(dt_blob(dtb)) else {
+        park()
+    };
+    let Ok(platform) = PlatformInfo::parse(&tree) else {
+        park()
     };
     let devices: alloc::vec::Vec<Range> = platform.console.into_iter().collect();
     let layout = ImageLayout {
@@ -152,7 +171,7 @@ extern "C" fn warden_primary_main(dtb: usize) -> ! {
     let Some(kernel) = platform.kernel else {
         panic!("no host kernel: /chosen has no \"multiboot,kernel\" module");
     };
-    let warden_mem = image::whole();
+    let warden_mem = image::private();
     let pa_range = ID_AA64MMFR0_EL1.get() & 0xf;
     let ipa_limit = 1u64 << stage2::IPA_BITS.min(mmu::pa_bits());
     let host_map = memmap::host_layout(&platform.memory, &[warden_mem], ipa_limit);
@@ -169,10 +188,10 @@ extern "C" fn warden_primary_main(dtb: usize) -> ! {
         stage2: Mutex::new(s2),
         platform,
     });
-    hand_dt_to_host(dtb, warden_mem);
+    let host_dt = hand_dt_to_host(&tree, dtb, warden_mem);
     el2::init_cpu(0, shared.stage2.lock().root(), shared.vtcr);
     info!(
-        "entering host at EL1: entry {:#x} ({} KiB), x0 = DT {dtb:#x}, {} CPUs in the DT",
+        "entering host at EL1: entry {:#x} ({} KiB), x0 = DT {host_dt:#x}, {} CPUs in the DT",
         kernel.range.start,
         kernel.range.len() / 1024,
         shared.platform.cpus.len()
@@ -181,7 +200,7 @@ extern "C" fn warden_primary_main(dtb: usize) -> ! {
         0,
         HostEntry {
             entry: kernel.range.start,
-            context_id: dtb as u64,
+            context_id: host_dt,
         },
     )
 }
@@ -209,12 +228,8 @@ extern "C" fn warden_secondary_main(cpu: usize) -> ! {
 }
 
 fn enter_host(cpu: usize, entry: HostEntry) -> ! {
-    let frame = (image::stack_top(cpu) - FRAME_SIZE as u64) as *mut TrapFrame;
-    // SAFETY: `frame` is the top of this CPU's own stack, which `enter_host` resets to.
-    unsafe {
-        frame.write(TrapFrame::host_entry(entry.entry, entry.context_id));
-        el2::enter_host(frame)
-    }
+    // SAFETY: this is the calling CPU's own stack, and `init_cpu` has run.
+    unsafe { el2::enter_host(entry.entry, entry.context_id, image::stack_top(cpu)) }
 }
 
 fn dt_blob(dtb: usize) -> &'static [u8] {
@@ -226,27 +241,39 @@ fn dt_blob(dtb: usize) -> &'static [u8] {
     }
 }
 
-/// Rewrites the DT in place with warden's memory reserved, if the result fits in the
-/// space the firmware gave the blob (its totalsize).
-fn hand_dt_to_host(dtb: usize, warden_mem: Range) {
-    let blob = dt_blob(dtb);
-    match host_dt::with_reserved_memory(blob, warden_mem) {
-        Ok(new) if new.len() <= blob.len() => {
-            // SAFETY: `new` fits in the blob's own bytes, which lie in host RAM mapped
-            // read-write in warden's stage-1; nothing else uses them now.
-            unsafe { core::ptr::copy_nonoverlapping(new.as_ptr(), dtb as *mut u8, new.len()) };
-            el2::clean_dcache_to_poc(dtb, dtb + new.len());
+/// Writes the host's DT (the firmware's `tree` with warden's memory reserved) into the
+/// host DT area and returns its address. If that fails, the host gets the firmware's DT
+/// at `dtb` unchanged: stage-2 still keeps it out of warden's memory.
+fn hand_dt_to_host(tree: &[u8], dtb: usize, warden_mem: Range) -> u64 {
+    let area = image::host_dt();
+    match host_dt::with_reserved_memory(tree, warden_mem) {
+        Ok(new) if new.len() as u64 <= area.len() => {
+            // SAFETY: the host DT area is reserved for this in linker.ld, mapped read-write
+            // in warden's stage-1, and `new` fits in it.
+            unsafe {
+                core::ptr::copy_nonoverlapping(new.as_ptr(), area.start as *mut u8, new.len())
+            };
+            el2::clean_dcache_to_poc(area.start as usize, area.start as usize + new.len());
             info!(
-                "host DT: /reserved-memory/warden@{:x} (no-map) added",
+                "host DT at {:#x} ({} bytes): /reserved-memory/warden@{:x} (no-map) added",
+                area.start,
+                new.len(),
                 warden_mem.start
             );
+            area.start
         }
-        Ok(new) => warn!(
-            "host DT: no room to reserve warden's memory ({} > {} bytes); host keeps the original",
-            new.len(),
-            blob.len()
-        ),
-        Err(e) => warn!("host DT: cannot add warden's reservation: {e:?}"),
+        Ok(new) => {
+            warn!(
+                "host DT: {} bytes do not fit in {} bytes; host keeps the firmware's",
+                new.len(),
+                area.len()
+            );
+            dtb as u64
+        }
+        Err(e) => {
+            warn!("host DT: cannot add warden's reservation ({e:?}); host keeps the firmware's");
+            dtb as u64
+        }
     }
 }
 
@@ -334,10 +361,16 @@ fn host_abort(frame: &mut TrapFrame, esr: u64) {
         _ if esr::is_write(esr) => (Injection::DataAbort { write: true }, "write"),
         _ => (Injection::DataAbort { write: false }, "read"),
     };
-    warn!(
-        "host {what} of IPA {ipa:#x} at PC {:#x} refused: not host memory; external abort injected",
-        frame.elr
-    );
+    // A host that keeps faulting (say, with no vectors of its own) must not flood the
+    // console: report the first few, then one in 4096.
+    let n = HOST_ABORTS.fetch_add(1, Ordering::Relaxed);
+    if n < 16 || n.is_multiple_of(4096) {
+        warn!(
+            "host {what} of IPA {ipa:#x} at PC {:#x} refused: not host memory; external abort injected (#{})",
+            frame.elr,
+            n + 1
+        );
+    }
     inject(frame, kind);
 }
 

@@ -3,7 +3,7 @@
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
 
-use super::frame::TrapFrame;
+use super::frame::SPSR_EL1H_MASKED;
 
 // HCR_EL2 bits (DDI 0487 D24.2.50).
 const HCR_VM: u64 = 1 << 0;
@@ -69,17 +69,18 @@ pub fn init_cpu(cpu: usize, s2_root: u64, vtcr: u64) {
     unsafe { core::arch::asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
 }
 
-/// Enters the host from a prepared frame at the top of this CPU's stack.
+/// Enters the host at EL1h (interrupts masked, MMU off as SCTLR_EL1 was reset) at `entry`
+/// with `x0 = arg0` and all other general-purpose registers zero.
 ///
 /// # Safety
-/// `frame` must be the topmost `size_of::<TrapFrame>()` bytes of the current CPU's stack:
-/// the stack pointer is reset to it, discarding every Rust frame above.
-pub unsafe fn enter_host(frame: *mut TrapFrame) -> ! {
+/// `stack_top` must be the top of the current CPU's EL2 stack: the stack pointer is reset
+/// to it, discarding every Rust frame on it. `init_cpu` must have run on this CPU.
+pub unsafe fn enter_host(entry: u64, arg0: u64, stack_top: u64) -> ! {
     unsafe extern "C" {
-        fn warden_enter_host(frame: *mut TrapFrame) -> !;
+        fn warden_enter_host(entry: u64, arg0: u64, spsr: u64, stack_top: u64) -> !;
     }
     // SAFETY: per this function's contract.
-    unsafe { warden_enter_host(frame) }
+    unsafe { warden_enter_host(entry, arg0, SPSR_EL1H_MASKED, stack_top) }
 }
 
 /// Cleans data-cache lines of `[start, end)` to the point of coherency, so that a host

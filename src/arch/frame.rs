@@ -29,18 +29,6 @@ const _: () = assert!(FRAME_ELR + 8 == offset_of!(TrapFrame, spsr), "ldp/stp pai
 pub const SPSR_EL1H_MASKED: u64 = 0b1111 << 6 | 0b0101;
 
 impl TrapFrame {
-    /// The frame that makes `eret` enter the host at `entry` with `x0 = arg0` and all
-    /// other registers zero (so no EL2 value leaks to the host).
-    pub fn host_entry(entry: u64, arg0: u64) -> Self {
-        let mut frame = Self {
-            elr: entry,
-            spsr: SPSR_EL1H_MASKED,
-            ..Self::default()
-        };
-        frame.x[0] = arg0;
-        frame
-    }
-
     /// The SMCCC argument registers x0-x17 (SMCCC v1.2, DEN0028 §2.6).
     pub fn smccc_regs(&self) -> [u64; 18] {
         let mut regs = [0; 18];
@@ -66,15 +54,6 @@ mod tests {
         assert_eq!(FRAME_SIZE, 272);
         assert_eq!(FRAME_X30, 240);
         assert_eq!(FRAME_ELR, 248);
-    }
-
-    #[test]
-    fn host_entry_sets_only_x0() {
-        let f = TrapFrame::host_entry(0x4800_0000, 0x4000_0000);
-        assert_eq!(f.x[0], 0x4000_0000);
-        assert!(f.x[1..].iter().all(|&r| r == 0));
-        assert_eq!(f.elr, 0x4800_0000);
-        assert_eq!(f.spsr, 0x3c5);
     }
 
     #[test]

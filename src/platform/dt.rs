@@ -53,7 +53,16 @@ fn has_compatible(node: fdt::node::FdtNode<'_, '_>, want: &str) -> bool {
         .is_some_and(|c| c.all().any(|s| s == want))
 }
 
+/// Re-serialises a tree without the FDT_NOP tokens that libfdt leaves behind when
+/// firmware edits a tree in place (TF-A's BL2 does): the `fdt` crate (0.1.5) stops walking
+/// a node at the first one and would miss `/cpus` and `/chosen`.
+pub fn normalize(blob: &[u8]) -> Result<Vec<u8>, DtError> {
+    let fdt = dtoolkit::fdt::Fdt::new(blob).map_err(|_| DtError::BadBlob)?;
+    Ok(dtoolkit::model::DeviceTree::from_fdt(&fdt).to_dtb())
+}
+
 impl PlatformInfo {
+    /// Reads a tree produced by [`normalize`].
     pub fn parse(blob: &[u8]) -> Result<Self, DtError> {
         let fdt = Fdt::new(blob).map_err(|_| DtError::BadBlob)?;
 
@@ -136,15 +145,28 @@ mod tests {
         assert_eq!(info.psci, Some(Conduit::Smc));
         assert_eq!(
             info.kernel.unwrap().range,
-            Range::new(0x4800_0000, 0x4801_0000)
+            Range::new(0x4800_0000, 0x4800_952b)
         );
         assert_eq!(info.ramdisk, None);
         assert_eq!(info.cpu_index(0x8000_0001), Some(1));
         assert_eq!(info.cpu_index(0x2), None);
     }
 
+    /// The same tree as TF-A leaves it in memory, FDT_NOP tokens included.
+    const VIRT_TFA_RAW: &[u8] = include_bytes!("../../tests/fixtures/virt-tfa-raw.dtb");
+
+    #[test]
+    fn normalize_makes_firmware_edited_trees_readable() {
+        let normalized = normalize(VIRT_TFA_RAW).unwrap();
+        let info = PlatformInfo::parse(&normalized).unwrap();
+        assert_eq!(info, PlatformInfo::parse(VIRT_DTB).unwrap());
+        // Without it, the `fdt` crate misses everything after the first NOP.
+        assert_eq!(PlatformInfo::parse(VIRT_TFA_RAW).unwrap().cpus, []);
+    }
+
     #[test]
     fn rejects_garbage() {
+        assert_eq!(normalize(&[0u8; 64]), Err(DtError::BadBlob));
         assert_eq!(PlatformInfo::parse(&[0u8; 64]), Err(DtError::BadBlob));
         assert_eq!(PlatformInfo::parse(&[]), Err(DtError::BadBlob));
     }

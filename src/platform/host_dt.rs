@@ -86,7 +86,10 @@ mod tests {
         assert_eq!(reg.starting_address as u64, 0x6000_0000);
         assert_eq!(reg.size, Some(0x100_0000));
         // The firmware's own reservation survives.
-        assert!(fdt.find_node("/reserved-memory/optee@e100000").is_some());
+        assert!(
+            fdt.find_node("/reserved-memory/optee_core@e100000")
+                .is_some()
+        );
         // And so does everything warden reads.
         let info = crate::platform::dt::PlatformInfo::parse(&out).unwrap();
         assert_eq!(
@@ -101,5 +104,21 @@ mod tests {
             with_reserved_memory(&[1, 2, 3], Range::new(0, 0x1000)),
             Err(HostDtError::BadBlob)
         );
+    }
+}
+#[cfg(test)]
+mod scratch {
+    #[test]
+    fn pipeline() {
+        let raw = include_bytes!("../../tests/fixtures/virt-tfa-raw.dtb");
+        let n = crate::platform::dt::normalize(raw).unwrap();
+        let h =
+            super::with_reserved_memory(&n, super::Range::new(0x6000_0000, 0x6100_0000)).unwrap();
+        let info = crate::platform::dt::PlatformInfo::parse(&h).unwrap();
+        std::fs::write("/tmp/host.dtb", &h).unwrap();
+        assert!(info.console.is_some(), "{info:?}");
+        let n2 = crate::platform::dt::normalize(&h).unwrap();
+        let info = crate::platform::dt::PlatformInfo::parse(&n2).unwrap();
+        assert!(info.console.is_some(), "{info:?}");
     }
 }

@@ -11,7 +11,6 @@ use warden::platform::memmap::Range;
 global_asm!(include_str!("boot.S"));
 
 const PSCI_VERSION: u32 = 0x8400_0000;
-const PSCI_CPU_OFF: u32 = 0x8400_0002;
 const PSCI_CPU_ON_64: u32 = 0xc400_0003;
 const PSCI_AFFINITY_INFO_64: u32 = 0xc400_0004;
 const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
@@ -25,7 +24,8 @@ const NOT_SUPPORTED: u32 = 0xffff_ffff;
 
 #[global_allocator]
 static HEAP: LockedHeap<32> = LockedHeap::empty();
-static mut HEAP_SPACE: [u64; 16384] = [0; 16384];
+static mut HEAP_SPACE: [u64; HEAP_WORDS] = [0; HEAP_WORDS];
+const HEAP_WORDS: usize = 128 * 1024;
 
 #[repr(C, align(4096))]
 struct Table([u64; 512]);
@@ -37,6 +37,8 @@ static mut testhost_last_fault: [u64; 2] = [0; 2];
 
 static UART: AtomicU64 = AtomicU64::new(0);
 static SECONDARY_SEEN: AtomicU64 = AtomicU64::new(0);
+/// Target of the "host RAM stays writable" probe.
+static SCRATCH: AtomicU64 = AtomicU64::new(0);
 
 struct Uart;
 impl Write for Uart {
@@ -157,13 +159,19 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
     unsafe { TABLE.0 = table };
     enable_mmu();
     // SAFETY: the heap space is a static used for nothing else.
-    unsafe { HEAP.lock().init(&raw mut HEAP_SPACE as usize, 16384 * 8) };
+    unsafe {
+        HEAP.lock()
+            .init(&raw mut HEAP_SPACE as usize, HEAP_WORDS * 8)
+    };
     // SAFETY: the DT header's totalsize bounds the blob warden handed over.
     let blob = unsafe {
         let size = u32::from_be(((dtb + 4) as *const u32).read()) as usize;
         core::slice::from_raw_parts(dtb as *const u8, size)
     };
-    let Ok(platform) = PlatformInfo::parse(blob) else {
+    let Ok(tree) = warden::platform::dt::normalize(blob) else {
+        power(false)
+    };
+    let Ok(platform) = PlatformInfo::parse(&tree) else {
         power(false)
     };
     if let Some(uart) = platform.console {
@@ -235,7 +243,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         );
     }
 
-    match warden_range(blob) {
+    match warden_range(&tree) {
         None => r.check(
             "DT reserves warden's memory",
             false,
@@ -266,7 +274,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
                     format_args!("addr {addr:#x}: ESR {esr:#x} FAR {far:#x}"),
                 );
             }
-            let own = &raw const SECONDARY_SEEN as u64;
+            let own = &raw const SCRATCH as u64;
             let (esr, _) = probe(own, true);
             r.check(
                 "host RAM stays writable",
@@ -318,24 +326,35 @@ fn smp_checks(r: &mut Report, platform: &PlatformInfo) {
         seen == ctx << 8 | 1,
         format_args!("seen {seen:#x}"),
     );
-    let mut off = false;
-    for _ in 0..1_000_000 {
-        if smc(PSCI_AFFINITY_INFO_64, &[mpidr, 0])[0] == 1 {
-            off = true;
-            break;
-        }
-    }
-    r.check("CPU 1 turns itself off through PSCI", off, format_args!(""));
+    let state = smc(PSCI_AFFINITY_INFO_64, &[mpidr, 0])[0];
+    r.check(
+        "AFFINITY_INFO reports CPU 1 on",
+        state == 0,
+        format_args!("{state}"),
+    );
+    let v = smc(PSCI_CPU_ON_64, &[mpidr, entry, ctx])[0] as i64;
+    r.check(
+        "CPU_ON of a running CPU is ALREADY_ON",
+        v == -4,
+        format_args!("{v}"),
+    );
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn testhost_secondary(ctx: u64) -> ! {
     enable_mmu();
     SECONDARY_SEEN.store(ctx << 8 | current_el(), Ordering::Release);
-    smc(PSCI_CPU_OFF, &[]);
+    // Not PSCI CPU_OFF: on this firmware (TF-A 2.12 SPMD + OP-TEE 4.10 SPMC) it returns
+    // FFA_ERROR for a CPU whose SPMC context was never started, with the caller's EL1
+    // state lost. Parking is enough; SYSTEM_OFF ends everything.
     loop {
-        core::hint::spin_loop();
+        aarch64_wfe();
     }
+}
+
+fn aarch64_wfe() {
+    // SAFETY: wfe only waits for an event.
+    unsafe { asm!("wfe", options(nomem, nostack)) };
 }
 
 fn power(ok: bool) -> ! {
