@@ -13,6 +13,11 @@ pub trait SecureMonitor {
     fn call(&mut self, regs: &[u64; 18]) -> [u64; 18];
 }
 
+/// warden's FF-A proxy, as the router sees it.
+pub trait FfaService {
+    fn call(&mut self, regs: &[u64; 18]) -> Reply;
+}
+
 /// What warden knows about the CPUs, for the PSCI relay.
 pub trait CpuTopology {
     /// warden's index for the CPU with this MPIDR affinity value.
@@ -47,16 +52,18 @@ pub fn classify(fid: FunctionId) -> Route {
     }
 }
 
-/// The registers to hand back to the host, and whether x4-x17 carry results.
+/// The registers to hand back to the host: x0 to x(count-1) carry results, the others
+/// keep the caller's values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     pub regs: [u64; 18],
-    pub wide: bool,
+    pub count: usize,
 }
 
 impl Reply {
+    /// SMCCC results in x0-x3 (PSCI, SMCCC architecture calls).
     fn narrow(regs: [u64; 18]) -> Self {
-        Self { regs, wide: false }
+        Self { regs, count: 4 }
     }
 }
 
@@ -65,16 +72,13 @@ pub fn handle_smc(
     regs: &[u64; 18],
     monitor: &mut impl SecureMonitor,
     cpus: &impl CpuTopology,
+    ffa: &mut impl FfaService,
 ) -> Reply {
     let fid = FunctionId::from_reg(regs[0]);
     match classify(fid) {
         Route::SmcccArch => Reply::narrow(monitor.call(regs)),
         Route::Psci => Reply::narrow(relay_psci(fid, regs, monitor, cpus)),
-        Route::Ffa => Reply {
-            // Forwarded verbatim for now; FF-A v1.2 returns results in x4-x17.
-            regs: monitor.call(regs),
-            wide: true,
-        },
+        Route::Ffa => ffa.call(regs),
         Route::Refused => {
             warn!(
                 "host SMC {:#010x} refused: not a service warden relays",
@@ -156,6 +160,17 @@ mod tests {
         }
     }
 
+    /// Stands in for the proxy: answers with a marker in x17.
+    struct Ffa(usize);
+    impl FfaService for Ffa {
+        fn call(&mut self, _: &[u64; 18]) -> Reply {
+            self.0 += 1;
+            let mut regs = [0u64; 18];
+            regs[17] = 0x1717;
+            Reply { regs, count: 18 }
+        }
+    }
+
     fn regs(x0: u64) -> [u64; 18] {
         let mut r = [0u64; 18];
         r[0] = x0;
@@ -180,19 +195,23 @@ mod tests {
         let (mut m, c) = (Monitor::default(), Cpus::default());
         let mut r = regs(0xc300_0001);
         r[5] = 55;
-        let reply = handle_smc(&r, &mut m, &c);
+        let mut ffa = Ffa(0);
+        let reply = handle_smc(&r, &mut m, &c, &mut ffa);
         assert_eq!(reply.regs[0], NOT_SUPPORTED);
         assert_eq!(reply.regs[5], 55);
-        assert!(!reply.wide);
+        assert_eq!(reply.count, 4);
         assert!(m.calls.is_empty());
+        assert_eq!(ffa.0, 0);
     }
 
     #[test]
-    fn ffa_is_forwarded_wide() {
+    fn ffa_goes_to_the_proxy_not_to_el3() {
         let (mut m, c) = (Monitor::default(), Cpus::default());
-        let reply = handle_smc(&regs(0x8400_0063), &mut m, &c);
-        assert_eq!(m.calls.len(), 1);
-        assert!(reply.wide);
+        let mut ffa = Ffa(0);
+        let reply = handle_smc(&regs(0x8400_0063), &mut m, &c, &mut ffa);
+        assert!(m.calls.is_empty());
+        assert_eq!(ffa.0, 1);
+        assert_eq!(reply.count, 18);
         assert_eq!(reply.regs[17], 0x1717);
     }
 
@@ -203,7 +222,7 @@ mod tests {
         r[1] = 2;
         r[2] = 0x4040_0000;
         r[3] = 77;
-        let reply = handle_smc(&r, &mut m, &c);
+        let reply = handle_smc(&r, &mut m, &c, &mut Ffa(0));
         assert_eq!(reply.regs[0], 0x1111);
         assert_eq!(&m.calls[0][..4], &[0xc400_0003, 2, 0x6000_1000, 2]);
         assert_eq!(
@@ -223,7 +242,10 @@ mod tests {
         let (mut m, c) = (Monitor::default(), Cpus::default());
         let mut r = regs(0xc400_0003);
         r[1] = 99;
-        assert_eq!(handle_smc(&r, &mut m, &c).regs[0], psci::INVALID_PARAMETERS);
+        assert_eq!(
+            handle_smc(&r, &mut m, &c, &mut Ffa(0)).regs[0],
+            psci::INVALID_PARAMETERS
+        );
         assert!(m.calls.is_empty());
         assert!(c.entries.borrow().is_empty());
     }

@@ -15,13 +15,15 @@ use crate::arch::esr::{self, ExceptionClass, Injection};
 use crate::arch::frame::TrapFrame;
 use crate::arch::mmu::{self, ImageLayout};
 use crate::arch::stage2::{self, HostStage2};
+use crate::ffa::abi::Regs;
+use crate::ffa::proxy::{FfaProxy, ProxyEnv, Width};
 use crate::hvc;
 use crate::platform::console;
 use crate::platform::dt::{self, PlatformInfo};
 use crate::platform::host_dt;
 use crate::platform::memmap::{self, Range};
 use crate::psci::HostEntry;
-use crate::router::{self, CpuTopology, SecureMonitor};
+use crate::router::{self, CpuTopology, FfaService, SecureMonitor};
 
 pub const BANNER: &str = concat!(
     "warden ",
@@ -97,6 +99,9 @@ mod image {
 /// What the boot CPU learnt and built, shared with the others.
 struct Shared {
     platform: PlatformInfo,
+    /// warden's memory, which the host can never name.
+    warden_mem: Range,
+    ffa: FfaProxy,
     /// The host's stage-2, shared by all CPUs (one VMID: there is one host).
     stage2: Mutex<HostStage2>,
     vtcr: u64,
@@ -107,6 +112,15 @@ static SHARED: Once<Shared> = Once::new();
 static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
 /// Where each CPU enters the host next time warden brings it up (PSCI relay).
 static HOST_ENTRIES: Mutex<[Option<HostEntry>; 8]> = Mutex::new([None; 8]);
+
+/// A 4 KiB page of warden's own memory.
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+
+/// warden's own RX/TX pair with the SPMC (never the host's pages: DEN0077A v1.2 §7.2).
+/// The SPMC writes `OWN_RX`; warden writes `OWN_TX` (memory sharing, later).
+static mut OWN_TX: Page = Page([0; 4096]);
+static mut OWN_RX: Page = Page([0; 4096]);
 
 /// Stage-2 faults taken from the host so far.
 static HOST_ABORTS: AtomicU64 = AtomicU64::new(0);
@@ -183,9 +197,16 @@ extern "C" fn warden_primary_main(dtb: usize) -> ! {
         warden_mem.start,
         warden_mem.end
     );
+    let mut env = HostFfaEnv {
+        ram: &platform.memory,
+        warden_mem,
+    };
+    let ffa = FfaProxy::init(&mut env, &raw const OWN_TX as u64, &raw const OWN_RX as u64);
     let shared = SHARED.call_once(|| Shared {
         vtcr: stage2::vtcr(pa_range),
         stage2: Mutex::new(s2),
+        warden_mem,
+        ffa,
         platform,
     });
     let host_dt = hand_dt_to_host(&tree, dtb, warden_mem);
@@ -309,6 +330,59 @@ impl CpuTopology for Topology<'_> {
     }
 }
 
+/// The machine as the FF-A proxy sees it.
+struct HostFfaEnv<'a> {
+    ram: &'a [Range],
+    warden_mem: Range,
+}
+
+impl ProxyEnv for HostFfaEnv<'_> {
+    fn spmc_call(&mut self, regs: &Regs) -> Regs {
+        El3.call(regs)
+    }
+    fn is_host_ram(&self, r: Range) -> bool {
+        memmap::is_host_ram(self.ram, &[self.warden_mem], r)
+    }
+    fn write_host(&mut self, pa: u64, data: &[u8]) {
+        let r = Range::new(pa, pa.saturating_add(data.len() as u64));
+        if !self.is_host_ram(r) {
+            error!(
+                "FF-A: refusing to write {} bytes at {pa:#x}: not host RAM",
+                data.len()
+            );
+            return;
+        }
+        // SAFETY: `r` is host RAM (checked just above), which warden's stage-1 maps
+        // read-write, and it does not overlap warden's own memory.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
+    }
+    fn own_rx(&self) -> &[u8] {
+        let page = &raw const OWN_RX;
+        // SAFETY: `page` points at a live static that warden never writes; the SPMC writes
+        // it only while it owns the buffer, and the proxy reads it only between the
+        // SPMC's reply and warden's FFA_RX_RELEASE, under its mailbox lock.
+        unsafe { &(*page).0 }
+    }
+}
+
+struct FfaGlue<'a> {
+    proxy: &'a FfaProxy,
+    env: HostFfaEnv<'a>,
+}
+
+impl FfaService for FfaGlue<'_> {
+    fn call(&mut self, regs: &[u64; 18]) -> router::Reply {
+        let reply = self.proxy.handle(regs, &mut self.env);
+        router::Reply {
+            regs: reply.regs,
+            count: match reply.width {
+                Width::Ffa8 => 8,
+                Width::Wide => 18,
+            },
+        }
+    }
+}
+
 /// Every exception from the host (`boot/vectors.S`, lower-EL entries; `kind` 8-15).
 #[unsafe(no_mangle)]
 extern "C" fn warden_host_trap(frame: &mut TrapFrame, kind: u64) {
@@ -331,13 +405,20 @@ fn host_sync(frame: &mut TrapFrame) {
         ExceptionClass::Smc64 => {
             // A trapped SMC leaves ELR_EL2 at the SMC itself.
             frame.elr += 4;
-            let reply =
-                router::handle_smc(&frame.smccc_regs(), &mut El3, &Topology(&shared.platform));
-            frame.set_smccc_results(&reply.regs, reply.wide);
+            let mut ffa = FfaGlue {
+                proxy: &shared.ffa,
+                env: HostFfaEnv {
+                    ram: &shared.platform.memory,
+                    warden_mem: shared.warden_mem,
+                },
+            };
+            let topology = Topology(&shared.platform);
+            let reply = router::handle_smc(&frame.smccc_regs(), &mut El3, &topology, &mut ffa);
+            frame.set_smccc_results(&reply.regs, reply.count);
         }
         ExceptionClass::Hvc64 => {
             let out = hvc::handle(&frame.smccc_regs());
-            frame.set_smccc_results(&out, false);
+            frame.set_smccc_results(&out, 4);
         }
         ExceptionClass::DataAbortLower | ExceptionClass::InstructionAbortLower => {
             host_abort(frame, esr)

@@ -36,11 +36,11 @@ impl TrapFrame {
         regs
     }
 
-    /// Writes SMCCC results back: x0-x3 always, x4-x17 only when `wide` (SMCCC v1.2
-    /// calls that return in x4-x17, such as FF-A v1.2). Other registers keep the
+    /// Writes SMCCC results back into x0..x(count-1) (4 for most calls, 8 for FF-A v1.0
+    /// and v1.1, 18 for SMCCC v1.2 calls such as FF-A v1.2). Other registers keep the
     /// caller's values, which SMCCC allows for every call.
-    pub fn set_smccc_results(&mut self, results: &[u64; 18], wide: bool) {
-        let n = if wide { 18 } else { 4 };
+    pub fn set_smccc_results(&mut self, results: &[u64; 18], count: usize) {
+        let n = count.min(18);
         self.x[..n].copy_from_slice(&results[..n]);
     }
 }
@@ -62,11 +62,13 @@ mod tests {
         f.x[4] = 44;
         f.x[17] = 1717;
         let res = [9u64; 18];
-        f.set_smccc_results(&res, false);
+        f.set_smccc_results(&res, 4);
         assert_eq!(&f.x[..4], &[9, 9, 9, 9]);
         assert_eq!(f.x[4], 44);
         assert_eq!(f.x[17], 1717);
-        f.set_smccc_results(&res, true);
+        f.set_smccc_results(&res, 18);
         assert_eq!(f.x[17], 9);
+        f.set_smccc_results(&res, 99);
+        assert_eq!(f.x[30], 0);
     }
 }

@@ -1,6 +1,14 @@
-//! The FF-A interface (Arm DEN0077A). At this stage warden forwards the host's FF-A calls
-//! to EL3 unchanged; the proxy (version negotiation, buffers, memory sharing) replaces
-//! this forwarding function by function.
+//! The FF-A proxy (Arm DEN0077A v1.2): version negotiation with translation for v1.0, v1.1
+//! and v1.2 hosts, the host's RX/TX buffers, partition discovery and direct messages.
+
+pub mod abi;
+pub mod mailbox;
+pub mod partition;
+pub mod proxy;
+pub mod version;
+
+#[cfg(test)]
+mod spmc_model;
 
 use crate::smccc::FunctionId;
 
@@ -11,15 +19,13 @@ pub fn is_ffa(fid: FunctionId) -> bool {
     (0x8400_0060..=0x8400_00ff).contains(&base)
 }
 
-pub const FFA_VERSION: u32 = 0x8400_0063;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn range() {
-        assert!(is_ffa(FunctionId(FFA_VERSION)));
+        assert!(is_ffa(FunctionId(abi::FFA_VERSION)));
         assert!(is_ffa(FunctionId(0xc400_0066)));
         assert!(!is_ffa(FunctionId(0x8400_0003)));
         assert!(!is_ffa(FunctionId(0x8400_0100)));

@@ -40,6 +40,14 @@ impl Range {
     }
 }
 
+/// Whether `r` lies inside one RAM range and touches none of `reserved`: memory the host
+/// owns and may name in FF-A calls.
+pub fn is_host_ram(ram: &[Range], reserved: &[Range], r: Range) -> bool {
+    !r.is_empty()
+        && ram.iter().any(|m| m.start <= r.start && r.end <= m.end)
+        && !reserved.iter().any(|h| h.overlaps(&r))
+}
+
 /// How a region appears in the host's stage-2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HostMemKind {
@@ -145,6 +153,37 @@ mod tests {
         assert_eq!(covered, limit - holes);
         assert!(l.contains(&(Range::new(0x1000, 0x2000), Ram)));
         assert!(l.contains(&(Range::new(0x8000_1000, 0x8fff_f000), Ram)));
+    }
+
+    #[test]
+    fn host_ram() {
+        let ram = [Range::new(0x4000_0000, 0x8000_0000)];
+        let warden = [Range::new(0x6000_0000, 0x6100_0000)];
+        assert!(is_host_ram(
+            &ram,
+            &warden,
+            Range::new(0x4000_0000, 0x4000_1000)
+        ));
+        assert!(!is_host_ram(
+            &ram,
+            &warden,
+            Range::new(0x5fff_f000, 0x6000_1000)
+        ));
+        assert!(!is_host_ram(
+            &ram,
+            &warden,
+            Range::new(0x0900_0000, 0x0900_1000)
+        ));
+        assert!(!is_host_ram(
+            &ram,
+            &warden,
+            Range::new(0x7fff_f000, 0x8000_1000)
+        ));
+        assert!(!is_host_ram(
+            &ram,
+            &warden,
+            Range::new(0x4000_0000, 0x4000_0000)
+        ));
     }
 
     #[test]

@@ -1,0 +1,147 @@
+//! FF-A versions and the host's version negotiation (DEN0077A v1.2 §13.2).
+//!
+//! warden implements v1.2 towards the host and translates for hosts at v1.0 and v1.1,
+//! whatever version the SPMC speaks. The rule warden applies, decided from §13.2.1:
+//! - FFA_VERSION returns the callee's version: warden's, v1.2, for any v1.x request.
+//! - The host's negotiated version is the one it asked for when warden can serve it
+//!   (1.0, 1.1 or 1.2); a request for a newer 1.x negotiates v1.2, the callee's version,
+//!   which the caller must then use. A different major version, or bit 31 set, gets
+//!   NOT_SUPPORTED and changes nothing.
+//! - Renegotiation is allowed until the host's first FF-A call other than FFA_VERSION:
+//!   a loader at one version may hand over to a kernel at another (OP-TEE's SPMC allows
+//!   the same). From then on the version is fixed: FFA_VERSION with the same version is
+//!   answered as before, with a different one gets NOT_SUPPORTED.
+//! - Only calls the host originates lock the version: nothing warden delivers to the
+//!   host (such as FFA_INTERRUPT in a reply) does.
+//! - A host that makes another FF-A call before any FFA_VERSION is served as v1.0, the
+//!   version that predates negotiation, and that fixes its version at v1.0.
+
+use core::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FfaVersion {
+    pub major: u16,
+    pub minor: u16,
+}
+
+impl FfaVersion {
+    pub const V1_0: Self = Self { major: 1, minor: 0 };
+    pub const V1_1: Self = Self { major: 1, minor: 1 };
+    pub const V1_2: Self = Self { major: 1, minor: 2 };
+    /// What warden implements towards the host.
+    pub const WARDEN: Self = Self::V1_2;
+
+    /// Decodes `bit31 MBZ | major[30:16] | minor[15:0]`; `None` when bit 31 is set.
+    pub fn decode(w: u32) -> Option<Self> {
+        (w & (1 << 31) == 0).then_some(Self {
+            major: (w >> 16) as u16,
+            minor: w as u16,
+        })
+    }
+    pub fn encode(self) -> u32 {
+        (self.major as u32) << 16 | self.minor as u32
+    }
+}
+
+impl fmt::Display for FfaVersion {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// FFA_VERSION's reply when the request cannot be served: NOT_SUPPORTED in w0 itself
+/// (§13.2.2: FFA_VERSION does not use FFA_ERROR).
+pub const VERSION_NOT_SUPPORTED: u64 = 0xffff_ffff;
+
+/// The host's side of the negotiation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Negotiation {
+    negotiated: Option<FfaVersion>,
+    locked: bool,
+}
+
+impl Negotiation {
+    /// Handles the host's FFA_VERSION(w1); returns w0 of the reply.
+    pub fn request(&mut self, w1: u64) -> u64 {
+        let Some(asked) = FfaVersion::decode(w1 as u32) else {
+            return VERSION_NOT_SUPPORTED;
+        };
+        if asked.major != FfaVersion::WARDEN.major {
+            return VERSION_NOT_SUPPORTED;
+        }
+        let serve = asked.min(FfaVersion::WARDEN);
+        match self.negotiated {
+            Some(current) if self.locked && current != serve => return VERSION_NOT_SUPPORTED,
+            _ => self.negotiated = Some(serve),
+        }
+        FfaVersion::WARDEN.encode() as u64
+    }
+
+    /// Called for every other FF-A call the host makes: fixes the version, and returns
+    /// the one to serve the call at.
+    pub fn lock(&mut self) -> FfaVersion {
+        self.locked = true;
+        *self.negotiated.get_or_insert(FfaVersion::V1_0)
+    }
+
+    pub fn current(&self) -> Option<FfaVersion> {
+        self.negotiated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V: fn(u16, u16) -> u64 = |ma, mi| ((ma as u64) << 16) | mi as u64;
+
+    #[test]
+    fn answers_with_warden_version_and_records_request() {
+        let mut n = Negotiation::default();
+        assert_eq!(n.request(V(1, 1)), V(1, 2));
+        assert_eq!(n.current(), Some(FfaVersion::V1_1));
+        assert_eq!(n.request(V(1, 0)), V(1, 2));
+        assert_eq!(n.current(), Some(FfaVersion::V1_0));
+        // Newer minor: served at warden's.
+        assert_eq!(n.request(V(1, 7)), V(1, 2));
+        assert_eq!(n.current(), Some(FfaVersion::V1_2));
+    }
+
+    #[test]
+    fn rejects_other_majors_and_bit31_without_change() {
+        let mut n = Negotiation::default();
+        n.request(V(1, 1));
+        assert_eq!(n.request(V(2, 0)), VERSION_NOT_SUPPORTED);
+        assert_eq!(n.request(V(0, 9)), VERSION_NOT_SUPPORTED);
+        assert_eq!(n.request(0x8001_0002), VERSION_NOT_SUPPORTED);
+        assert_eq!(n.current(), Some(FfaVersion::V1_1));
+    }
+
+    #[test]
+    fn renegotiation_until_first_other_call() {
+        let mut n = Negotiation::default();
+        n.request(V(1, 0));
+        n.request(V(1, 2));
+        assert_eq!(n.lock(), FfaVersion::V1_2);
+        assert_eq!(n.request(V(1, 2)), V(1, 2), "same version: answered");
+        assert_eq!(
+            n.request(V(1, 1)),
+            VERSION_NOT_SUPPORTED,
+            "different: refused"
+        );
+        assert_eq!(
+            n.request(V(1, 9)),
+            V(1, 2),
+            "serves as 1.2, the locked version"
+        );
+        assert_eq!(n.current(), Some(FfaVersion::V1_2));
+    }
+
+    #[test]
+    fn call_before_version_means_v1_0() {
+        let mut n = Negotiation::default();
+        assert_eq!(n.lock(), FfaVersion::V1_0);
+        assert_eq!(n.request(V(1, 1)), VERSION_NOT_SUPPORTED);
+        assert_eq!(n.request(V(1, 0)), V(1, 2));
+    }
+}
