@@ -182,7 +182,7 @@ extern "C" fn warden_primary_main(dtb: usize) -> ! {
         image::whole().end
     );
 
-    let Some(kernel) = platform.kernel else {
+    let Some(kernel) = platform.kernel.clone() else {
         panic!("no host kernel: /chosen has no \"multiboot,kernel\" module");
     };
     let warden_mem = image::private();
@@ -209,7 +209,7 @@ extern "C" fn warden_primary_main(dtb: usize) -> ! {
         ffa,
         platform,
     });
-    let host_dt = hand_dt_to_host(&tree, dtb, warden_mem);
+    let host_dt = hand_dt_to_host(&tree, dtb, warden_mem, kernel.bootargs.as_deref());
     el2::init_cpu(0, shared.stage2.lock().root(), shared.vtcr);
     info!(
         "entering host at EL1: entry {:#x} ({} KiB), x0 = DT {host_dt:#x}, {} CPUs in the DT",
@@ -265,9 +265,9 @@ fn dt_blob(dtb: usize) -> &'static [u8] {
 /// Writes the host's DT (the firmware's `tree` with warden's memory reserved) into the
 /// host DT area and returns its address. If that fails, the host gets the firmware's DT
 /// at `dtb` unchanged: stage-2 still keeps it out of warden's memory.
-fn hand_dt_to_host(tree: &[u8], dtb: usize, warden_mem: Range) -> u64 {
+fn hand_dt_to_host(tree: &[u8], dtb: usize, warden_mem: Range, bootargs: Option<&str>) -> u64 {
     let area = image::host_dt();
-    match host_dt::with_reserved_memory(tree, warden_mem) {
+    match host_dt::for_host(tree, warden_mem, bootargs) {
         Ok(new) if new.len() as u64 <= area.len() => {
             // SAFETY: the host DT area is reserved for this in linker.ld, mapped read-write
             // in warden's stage-1, and `new` fits in it.

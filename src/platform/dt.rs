@@ -1,6 +1,7 @@
 //! Reads what warden needs from the firmware's device tree. Nothing platform-specific is
 //! a constant in warden: every address comes from here.
 
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use fdt::Fdt;
 
@@ -8,9 +9,11 @@ use super::memmap::Range;
 
 /// A boot module named in `/chosen` with Xen's multiboot convention
 /// (docs/misc/arm/device-tree/booting.txt in Xen), which U-Boot can also produce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Module {
     pub range: Range,
+    /// The module's `bootargs`: for the kernel, its command line.
+    pub bootargs: Option<String>,
 }
 
 /// How the host reaches PSCI (`/psci` `method`).
@@ -107,8 +110,15 @@ impl PlatformInfo {
                 .into_iter()
                 .flat_map(|c| c.children())
                 .find(|n| has_compatible(*n, kind))
-                .and_then(first_reg)
-                .map(|range| Module { range })
+                .and_then(|n| {
+                    Some(Module {
+                        range: first_reg(n)?,
+                        bootargs: n
+                            .property("bootargs")
+                            .and_then(|p| p.as_str())
+                            .map(|s| s.to_string()),
+                    })
+                })
         };
 
         Ok(Self {
@@ -143,10 +153,9 @@ mod tests {
         assert_eq!(info.console, Some(Range::new(0x0900_0000, 0x0900_1000)));
         assert_eq!(info.cpus, [0x0, 0x1]);
         assert_eq!(info.psci, Some(Conduit::Smc));
-        assert_eq!(
-            info.kernel.unwrap().range,
-            Range::new(0x4800_0000, 0x4800_952b)
-        );
+        let kernel = info.kernel.as_ref().unwrap();
+        assert_eq!(kernel.range, Range::new(0x4800_0000, 0x4800_952b));
+        assert_eq!(kernel.bootargs, None);
         assert_eq!(info.ramdisk, None);
         assert_eq!(info.cpu_index(0x8000_0001), Some(1));
         assert_eq!(info.cpu_index(0x2), None);

@@ -29,8 +29,13 @@ fn cells(value: u64, n: usize) -> Result<Vec<u32>, HostDtError> {
     }
 }
 
-/// Returns a new blob: `blob` with `reserved` listed under `/reserved-memory` as `no-map`.
-pub fn with_reserved_memory(blob: &[u8], reserved: Range) -> Result<Vec<u8>, HostDtError> {
+/// Returns a new blob: `blob` with `reserved` listed under `/reserved-memory` as `no-map`,
+/// and `bootargs` (the kernel module's, Xen's convention) as `/chosen/bootargs`.
+pub fn for_host(
+    blob: &[u8],
+    reserved: Range,
+    bootargs: Option<&str>,
+) -> Result<Vec<u8>, HostDtError> {
     // Cell sizes come from the existing node when there is one (the firmware's entries
     // stay valid), otherwise a new node uses two cells each.
     let (addr_cells, size_cells) = fdt::Fdt::new(blob)
@@ -66,6 +71,11 @@ pub fn with_reserved_memory(blob: &[u8], reserved: Range) -> Result<Vec<u8>, Hos
     tree.find_node_mut("/reserved-memory")
         .ok_or(HostDtError::BadBlob)?
         .add_child(node);
+    if let Some(args) = bootargs {
+        let chosen = tree.find_node_mut("/chosen").ok_or(HostDtError::BadBlob)?;
+        chosen.remove_property("bootargs");
+        chosen.add_property(DeviceTreeProperty::new_unchecked("bootargs", args));
+    }
     Ok(tree.to_dtb())
 }
 
@@ -78,7 +88,7 @@ mod tests {
     #[test]
     fn adds_no_map_node_that_fdt_readers_see() {
         let warden = Range::new(0x6000_0000, 0x6100_0000);
-        let out = with_reserved_memory(VIRT_DTB, warden).unwrap();
+        let out = for_host(VIRT_DTB, warden, Some("ffa=1.0 quiet")).unwrap();
         let fdt = fdt::Fdt::new(&out).unwrap();
         let node = fdt.find_node("/reserved-memory/warden@60000000").unwrap();
         assert!(node.property("no-map").is_some());
@@ -101,24 +111,8 @@ mod tests {
     #[test]
     fn garbage_is_refused() {
         assert_eq!(
-            with_reserved_memory(&[1, 2, 3], Range::new(0, 0x1000)),
+            for_host(&[1, 2, 3], Range::new(0, 0x1000), None),
             Err(HostDtError::BadBlob)
         );
-    }
-}
-#[cfg(test)]
-mod scratch {
-    #[test]
-    fn pipeline() {
-        let raw = include_bytes!("../../tests/fixtures/virt-tfa-raw.dtb");
-        let n = crate::platform::dt::normalize(raw).unwrap();
-        let h =
-            super::with_reserved_memory(&n, super::Range::new(0x6000_0000, 0x6100_0000)).unwrap();
-        let info = crate::platform::dt::PlatformInfo::parse(&h).unwrap();
-        std::fs::write("/tmp/host.dtb", &h).unwrap();
-        assert!(info.console.is_some(), "{info:?}");
-        let n2 = crate::platform::dt::normalize(&h).unwrap();
-        let info = crate::platform::dt::PlatformInfo::parse(&n2).unwrap();
-        assert!(info.console.is_some(), "{info:?}");
     }
 }

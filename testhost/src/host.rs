@@ -16,9 +16,6 @@ const PSCI_AFFINITY_INFO_64: u32 = 0xc400_0004;
 const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
 const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
 const SMCCC_VERSION: u32 = 0x8000_0000;
-const FFA_VERSION: u32 = 0x8400_0063;
-const FFA_ID_GET: u32 = 0x8400_0069;
-const FFA_SUCCESS_32: u64 = 0x8400_0061;
 const WARDEN_HVC_VERSION: u32 = 0x8600_0000;
 const NOT_SUPPORTED: u32 = 0xffff_ffff;
 
@@ -35,12 +32,12 @@ static mut TABLE: Table = Table([0; 512]);
 #[unsafe(no_mangle)]
 static mut testhost_last_fault: [u64; 2] = [0; 2];
 
-static UART: AtomicU64 = AtomicU64::new(0);
+pub(crate) static UART: AtomicU64 = AtomicU64::new(0);
 static SECONDARY_SEEN: AtomicU64 = AtomicU64::new(0);
 /// Target of the "host RAM stays writable" probe.
 static SCRATCH: AtomicU64 = AtomicU64::new(0);
 
-struct Uart;
+pub(crate) struct Uart;
 impl Write for Uart {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let base = UART.load(Ordering::Relaxed) as usize;
@@ -59,10 +56,15 @@ impl Write for Uart {
 }
 
 macro_rules! say {
-    ($($arg:tt)*) => { let _ = writeln!(Uart, $($arg)*); };
+    ($($arg:tt)*) => {{
+        use core::fmt::Write as _;
+        let _ = writeln!($crate::host::Uart, $($arg)*);
+    }};
 }
 
-fn smc(fid: u32, args: &[u64]) -> [u64; 18] {
+mod ffa_checks;
+
+pub(crate) fn smc(fid: u32, args: &[u64]) -> [u64; 18] {
     let mut a = [0u64; 17];
     a[..args.len()].copy_from_slice(args);
     smccc::smc64(fid, a)
@@ -104,13 +106,13 @@ fn current_el() -> u64 {
     el >> 2 & 3
 }
 
-struct Report {
+pub(crate) struct Report {
     passed: u32,
     failed: u32,
 }
 
 impl Report {
-    fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments) {
+    pub(crate) fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments) {
         if ok {
             self.passed += 1;
             say!("testhost: PASS {name}");
@@ -137,6 +139,15 @@ fn probe(addr: u64, write: bool) -> (u64, u64) {
     // SAFETY: as above.
     let f = unsafe { (&raw const testhost_last_fault).read_volatile() };
     (f[0], f[1])
+}
+
+/// `ffa=1.N` on the command line, as an FF-A version word (1.2 if absent).
+fn ffa_version_arg(args: &str) -> u32 {
+    match args.split_whitespace().find_map(|w| w.strip_prefix("ffa=")) {
+        Some("1.0") => 0x1_0000,
+        Some("1.1") => 0x1_0001,
+        _ => 0x1_0002,
+    }
 }
 
 fn warden_range(blob: &[u8]) -> Option<Range> {
@@ -189,6 +200,13 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         format_args!("CurrentEL {el_at_entry}"),
     );
 
+    // The FF-A version this host speaks, from its command line (`ffa=1.0`, default 1.2).
+    let version = fdt::Fdt::new(&tree)
+        .ok()
+        .and_then(|f| f.chosen().bootargs().map(ffa_version_arg))
+        .unwrap_or(0x1_0002);
+    ffa_checks::run(&mut r, version, warden_range(&tree));
+
     let v = hvc(WARDEN_HVC_VERSION)[0];
     r.check("warden HVC version", v == 0x1_0000, format_args!("{v:#x}"));
     let v = hvc(0x8600_00ff)[0] as u32;
@@ -211,23 +229,6 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         v >> 16 == 1,
         format_args!("{v:#x}"),
     );
-    let ffa_version_ok = |r: &mut Report, when: &str| {
-        let v = smc(FFA_VERSION, &[0x1_0002])[0] as u32;
-        say!("testhost: FFA_VERSION(1.2) {when} = {v:#x}");
-        r.check(
-            "FFA_VERSION reaches the SPMC",
-            v == 0x1_0002,
-            format_args!("{v:#x}"),
-        );
-    };
-    ffa_version_ok(&mut r, "at start");
-    let id = smc(FFA_ID_GET, &[]);
-    r.check(
-        "FFA_ID_GET",
-        id[0] == FFA_SUCCESS_32 && id[2] == 0,
-        format_args!("x0 {:#x} x2 {:#x}", id[0], id[2]),
-    );
-
     for fid in [
         0x8200_0000u32,
         0xc300_0001,
@@ -283,7 +284,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
             );
         }
     }
-    ffa_version_ok(&mut r, "after the faults");
+    ffa_checks::still_served(&mut r);
 
     smp_checks(&mut r, &platform);
 

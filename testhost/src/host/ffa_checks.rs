@@ -1,0 +1,385 @@
+//! FF-A through warden, as a host at a chosen version sees it against the real SPMC
+//! (TF-A's SPMD + OP-TEE): negotiation, buffers, partition discovery in the host's
+//! format, direct requests to OP-TEE, and hostile calls that must fail with the right
+//! error and change nothing.
+
+use core::sync::atomic::Ordering;
+
+use warden::platform::memmap::Range;
+
+use super::{Report, UART, smc};
+
+const FFA_ERROR: u64 = 0x8400_0060;
+const FFA_SUCCESS_32: u64 = 0x8400_0061;
+const FFA_VERSION: u32 = 0x8400_0063;
+const FFA_FEATURES: u32 = 0x8400_0064;
+const FFA_RX_RELEASE: u32 = 0x8400_0065;
+const FFA_RXTX_MAP_64: u32 = 0xc400_0066;
+const FFA_RXTX_UNMAP: u32 = 0x8400_0067;
+const FFA_PARTITION_INFO_GET: u32 = 0x8400_0068;
+const FFA_ID_GET: u32 = 0x8400_0069;
+const FFA_DIRECT_REQ_32: u32 = 0x8400_006f;
+const FFA_DIRECT_RESP_32: u64 = 0x8400_0070;
+const FFA_MEM_SHARE_64: u32 = 0xc400_0073;
+const FFA_SPM_ID_GET: u32 = 0x8400_0085;
+const FFA_MSG_SEND2: u32 = 0x8400_0086;
+const FFA_DIRECT_REQ2: u32 = 0xc400_008d;
+
+const NOT_SUPPORTED: i32 = -1;
+const INVALID_PARAMETERS: i32 = -2;
+const BUSY: i32 = -4;
+const DENIED: i32 = -6;
+
+/// OP-TEE's FF-A ABI (optee_os core/include/optee_ffa.h): w3 selects the function.
+const OPTEE_FFA_GET_API_VERSION: u64 = 0;
+const OPTEE_FFA_GET_OS_VERSION: u64 = 1;
+const OPTEE_ID: u64 = 0x8001;
+/// OP-TEE's FF-A partition UUID, 486178e0-e7f8-11e3-bc5e-0002a5d5c51b, as its descriptor
+/// carries it (the UUID Linux's OP-TEE driver binds to).
+const OPTEE_UUID: [u8; 16] = [
+    0x48, 0x61, 0x78, 0xe0, 0xe7, 0xf8, 0x11, 0xe3, 0xbc, 0x5e, 0x00, 0x02, 0xa5, 0xd5, 0xc5, 0x1b,
+];
+
+#[repr(C, align(4096))]
+struct Buffers([u8; 3 * 4096]);
+static mut BUFFERS: Buffers = Buffers([0; 3 * 4096]);
+
+fn buffers() -> (u64, u64) {
+    let base = &raw const BUFFERS as u64;
+    (base, base + 4096)
+}
+
+fn rx() -> [u8; 4096] {
+    let (_, rx) = buffers();
+    // SAFETY: the RX page of BUFFERS, which only warden writes (through FF-A) while the
+    // host waits in an SMC; read as a copy.
+    unsafe { (rx as *const [u8; 4096]).read_volatile() }
+}
+
+fn error_of(r: &[u64; 18]) -> Option<i32> {
+    (r[0] == FFA_ERROR).then_some(r[2] as u32 as i32)
+}
+
+fn expect_error(r: &mut Report, name: &str, out: &[u64; 18], want: i32) {
+    let got = error_of(out);
+    r.check(
+        name,
+        got == Some(want),
+        format_args!("x0 {:#x} w2 {:?}, want error {want}", out[0], got),
+    );
+}
+
+pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
+    let other = if v == 0x1_0000 { 0x1_0001 } else { 0x1_0000 };
+    // Negotiation, before any other FF-A call.
+    let w = smc(FFA_VERSION, &[0x8001_0002])[0];
+    r.check(
+        "FFA_VERSION with bit 31 set refused",
+        w == 0xffff_ffff,
+        format_args!("{w:#x}"),
+    );
+    let w = smc(FFA_VERSION, &[0x2_0000])[0];
+    r.check(
+        "FFA_VERSION of another major refused",
+        w == 0xffff_ffff,
+        format_args!("{w:#x}"),
+    );
+    let w = smc(FFA_VERSION, &[other as u64])[0];
+    r.check(
+        "FFA_VERSION answers warden's v1.2",
+        w == 0x1_0002,
+        format_args!("{w:#x}"),
+    );
+    let w = smc(FFA_VERSION, &[v as u64])[0];
+    r.check(
+        "renegotiation before other calls",
+        w == 0x1_0002,
+        format_args!("{w:#x}"),
+    );
+    say!("testhost: FFA_VERSION({}.{}) = {w:#x}", v >> 16, v & 0xffff);
+
+    let id = smc(FFA_ID_GET, &[]);
+    r.check(
+        "FFA_ID_GET: host is ID 0",
+        id[0] == FFA_SUCCESS_32 && id[2] == 0,
+        format_args!("{:#x} {:#x}", id[0], id[2]),
+    );
+    let w = smc(FFA_VERSION, &[v as u64])[0];
+    r.check(
+        "same version after lock answered",
+        w == 0x1_0002,
+        format_args!("{w:#x}"),
+    );
+    let w = smc(FFA_VERSION, &[other as u64])[0];
+    r.check(
+        "other version after lock refused",
+        w == 0xffff_ffff,
+        format_args!("{w:#x}"),
+    );
+
+    let spm = smc(FFA_SPM_ID_GET, &[]);
+    if v >= 0x1_0001 {
+        r.check(
+            "FFA_SPM_ID_GET is the SPMC",
+            spm[0] == FFA_SUCCESS_32 && spm[2] == 0x8000,
+            format_args!("{:#x} {:#x}", spm[0], spm[2]),
+        );
+    } else {
+        expect_error(r, "FFA_SPM_ID_GET is not v1.0", &spm, NOT_SUPPORTED);
+    }
+    let f = smc(FFA_FEATURES, &[FFA_RXTX_MAP_64 as u64]);
+    let want_props = if v >= 0x1_0002 { 16 << 16 } else { 0 };
+    r.check(
+        "FFA_FEATURES(RXTX_MAP_64)",
+        f[0] == FFA_SUCCESS_32 && f[2] == want_props,
+        format_args!("{:#x} {:#x}", f[0], f[2]),
+    );
+    expect_error(
+        r,
+        "FFA_FEATURES(SRI) not offered",
+        &smc(FFA_FEATURES, &[2]),
+        NOT_SUPPORTED,
+    );
+
+    // Buffers: hostile first.
+    let (tx, rxp) = buffers();
+    expect_error(
+        r,
+        "RX_RELEASE with no buffers",
+        &smc(FFA_RX_RELEASE, &[]),
+        DENIED,
+    );
+    expect_error(
+        r,
+        "RXTX_UNMAP with no buffers",
+        &smc(FFA_RXTX_UNMAP, &[0]),
+        INVALID_PARAMETERS,
+    );
+    if let Some(w) = warden {
+        expect_error(
+            r,
+            "RXTX_MAP of warden memory",
+            &smc(FFA_RXTX_MAP_64, &[w.start, rxp, 1]),
+            INVALID_PARAMETERS,
+        );
+    }
+    let uart = UART.load(Ordering::Relaxed);
+    expect_error(
+        r,
+        "RXTX_MAP of MMIO",
+        &smc(FFA_RXTX_MAP_64, &[tx, uart, 1]),
+        INVALID_PARAMETERS,
+    );
+    expect_error(
+        r,
+        "RXTX_MAP unaligned",
+        &smc(FFA_RXTX_MAP_64, &[tx + 8, rxp, 1]),
+        INVALID_PARAMETERS,
+    );
+    expect_error(
+        r,
+        "RXTX_MAP overlapping",
+        &smc(FFA_RXTX_MAP_64, &[tx, tx + 4096, 2]),
+        INVALID_PARAMETERS,
+    );
+    expect_error(
+        r,
+        "RXTX_MAP of no pages",
+        &smc(FFA_RXTX_MAP_64, &[tx, rxp, 0]),
+        INVALID_PARAMETERS,
+    );
+    let m = smc(FFA_RXTX_MAP_64, &[tx, rxp, 1]);
+    r.check(
+        "RXTX_MAP of host pages",
+        m[0] == FFA_SUCCESS_32,
+        format_args!("{:#x} {:?}", m[0], error_of(&m)),
+    );
+    expect_error(
+        r,
+        "RXTX_MAP twice",
+        &smc(FFA_RXTX_MAP_64, &[tx, rxp, 1]),
+        DENIED,
+    );
+    expect_error(
+        r,
+        "RX_RELEASE with no message",
+        &smc(FFA_RX_RELEASE, &[]),
+        DENIED,
+    );
+
+    // Partition discovery, in this host's format.
+    let p = smc(FFA_PARTITION_INFO_GET, &[0, 0, 0, 0, 0]);
+    let size = if v >= 0x1_0001 { 24 } else { 8 };
+    let want_w3 = if v >= 0x1_0001 { 24 } else { 0 };
+    r.check(
+        "PARTITION_INFO_GET lists the partitions",
+        p[0] == FFA_SUCCESS_32 && p[2] >= 1 && p[3] == want_w3,
+        format_args!("x0 {:#x} count {} w3 {}", p[0], p[2], p[3]),
+    );
+    let buf = rx();
+    let id = u16::from_le_bytes([buf[0], buf[1]]) as u64;
+    r.check(
+        "first partition is OP-TEE",
+        id == OPTEE_ID,
+        format_args!("{id:#x}"),
+    );
+    let mut uuid = [0u8; 16];
+    if size == 24 {
+        uuid.copy_from_slice(&buf[8..24]);
+        say!("testhost: OP-TEE UUID bytes {:02x?}", uuid);
+        r.check(
+            "OP-TEE's UUID is in the descriptor",
+            uuid == OPTEE_UUID,
+            format_args!("{uuid:02x?}"),
+        );
+    } else {
+        r.check(
+            "v1.0 descriptors are 8 bytes",
+            buf[8..24].iter().all(|&b| b == 0) || p[2] > 1,
+            format_args!("{:02x?}", &buf[8..24]),
+        );
+    }
+    expect_error(
+        r,
+        "PARTITION_INFO_GET while the host owns RX",
+        &smc(FFA_PARTITION_INFO_GET, &[0, 0, 0, 0, 0]),
+        BUSY,
+    );
+    let rel = smc(FFA_RX_RELEASE, &[]);
+    r.check(
+        "RX_RELEASE after a message",
+        rel[0] == FFA_SUCCESS_32,
+        format_args!("{:#x}", rel[0]),
+    );
+    if v >= 0x1_0001 {
+        let words: [u64; 4] = core::array::from_fn(|i| {
+            u32::from_le_bytes(uuid[i * 4..i * 4 + 4].try_into().unwrap()) as u64
+        });
+        let c = smc(
+            FFA_PARTITION_INFO_GET,
+            &[words[0], words[1], words[2], words[3], 1],
+        );
+        r.check(
+            "count-only query by OP-TEE's UUID",
+            c[0] == FFA_SUCCESS_32 && c[2] == 1 && c[3] == 24,
+            format_args!("{:#x} {} {}", c[0], c[2], c[3]),
+        );
+        expect_error(
+            r,
+            "reserved PARTITION_INFO_GET flags",
+            &smc(FFA_PARTITION_INFO_GET, &[0, 0, 0, 0, 2]),
+            INVALID_PARAMETERS,
+        );
+    } else {
+        expect_error(
+            r,
+            "v1.0 has no PARTITION_INFO_GET flags",
+            &smc(FFA_PARTITION_INFO_GET, &[0, 0, 0, 0, 1]),
+            INVALID_PARAMETERS,
+        );
+    }
+
+    // Direct requests to OP-TEE, with markers in x8-x17 that a pre-1.2 host keeps.
+    let mut args = [0u64; 17];
+    args[0] = OPTEE_ID;
+    args[2] = OPTEE_FFA_GET_API_VERSION;
+    for (i, a) in args[7..].iter_mut().enumerate() {
+        *a = 0xa0 + i as u64;
+    }
+    let d = smccc::smc64(FFA_DIRECT_REQ_32, args);
+    say!("testhost: OP-TEE API version {}.{}", d[3], d[4]);
+    r.check(
+        "DIRECT_REQ to OP-TEE: GET_API_VERSION",
+        d[0] == FFA_DIRECT_RESP_32 && d[1] == OPTEE_ID << 16 && d[3] == 1,
+        format_args!("x0 {:#x} x1 {:#x} x3 {:#x}", d[0], d[1], d[3]),
+    );
+    if v < 0x1_0002 {
+        r.check(
+            "x8-x17 kept for a pre-1.2 host",
+            d[8..]
+                .iter()
+                .enumerate()
+                .all(|(i, &x)| x == 0xa0 + i as u64),
+            format_args!("{:x?}", &d[8..]),
+        );
+    }
+    expect_error(
+        r,
+        "DIRECT_REQ with a spoofed sender",
+        &smc(FFA_DIRECT_REQ_32, &[0x0005_0000 | OPTEE_ID, 0, 1]),
+        INVALID_PARAMETERS,
+    );
+    expect_error(
+        r,
+        "DIRECT_REQ framework message from the host",
+        &smc(FFA_DIRECT_REQ_32, &[OPTEE_ID, 1 << 31 | 4, 0, 0]),
+        INVALID_PARAMETERS,
+    );
+    expect_error(
+        r,
+        "DIRECT_REQ to a non-partition",
+        &smc(FFA_DIRECT_REQ_32, &[0x0001, 0, 1]),
+        INVALID_PARAMETERS,
+    );
+
+    for (fid, what) in [
+        (0x8400_00ffu32, "unknown FF-A function"),
+        (0xc400_0063, "64-bit FFA_VERSION"),
+        (FFA_MSG_SEND2, "MSG_SEND2 (not mediated)"),
+        (FFA_MEM_SHARE_64, "MEM_SHARE (not yet proxied)"),
+    ] {
+        expect_error(r, what, &smc(fid, &[]), NOT_SUPPORTED);
+        let feat = smc(FFA_FEATURES, &[fid as u64]);
+        expect_error(r, "FFA_FEATURES agrees", &feat, NOT_SUPPORTED);
+    }
+    let feat = smc(FFA_FEATURES, &[FFA_DIRECT_REQ2 as u64]);
+    let call = smc(FFA_DIRECT_REQ2, &[OPTEE_ID, 0, 0]);
+    r.check(
+        "DIRECT_REQ2: FEATURES and the call agree",
+        (feat[0] == FFA_SUCCESS_32) == (error_of(&call) != Some(NOT_SUPPORTED)),
+        format_args!("features {:#x} call {:#x}", feat[0], call[0]),
+    );
+
+    expect_error(
+        r,
+        "RXTX_UNMAP of another ID",
+        &smc(FFA_RXTX_UNMAP, &[OPTEE_ID << 16]),
+        INVALID_PARAMETERS,
+    );
+    let u = smc(FFA_RXTX_UNMAP, &[0]);
+    r.check(
+        "RXTX_UNMAP",
+        u[0] == FFA_SUCCESS_32,
+        format_args!("{:#x}", u[0]),
+    );
+    let m = smc(FFA_RXTX_MAP_64, &[tx, rxp, 1]);
+    r.check(
+        "RXTX_MAP again after unmap",
+        m[0] == FFA_SUCCESS_32,
+        format_args!("{:#x}", m[0]),
+    );
+
+    // After all of that, warden still serves correct calls.
+    let d = smc(FFA_DIRECT_REQ_32, &[OPTEE_ID, 0, OPTEE_FFA_GET_OS_VERSION]);
+    say!("testhost: OP-TEE OS version {}.{}", d[3], d[4]);
+    r.check(
+        "DIRECT_REQ still served: GET_OS_VERSION",
+        d[0] == FFA_DIRECT_RESP_32 && d[3] >= 4,
+        format_args!("x0 {:#x} x3 {}", d[0], d[3]),
+    );
+}
+
+/// One correct call that must still work after the hostile ones and the stage-2 faults.
+pub fn still_served(r: &mut Report) {
+    let d = smc(FFA_DIRECT_REQ_32, &[OPTEE_ID, 0, OPTEE_FFA_GET_API_VERSION]);
+    say!(
+        "testhost: DIRECT_REQ after the faults: x0 {:#x} x3 {}",
+        d[0],
+        d[3]
+    );
+    r.check(
+        "warden serves FF-A after the faults",
+        d[0] == FFA_DIRECT_RESP_32 && d[3] == 1,
+        format_args!("{:#x}", d[0]),
+    );
+}
