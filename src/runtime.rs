@@ -15,7 +15,7 @@ use crate::arch::esr::{self, ExceptionClass, Injection};
 use crate::arch::frame::TrapFrame;
 use crate::arch::mmu::{self, ImageLayout};
 use crate::arch::stage2::{self, HostStage2};
-use crate::ffa::abi::Regs;
+use crate::ffa::abi::{FfaError, Regs};
 use crate::ffa::proxy::{FfaProxy, ProxyEnv, Width};
 use crate::hvc;
 use crate::platform::console;
@@ -113,14 +113,18 @@ static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
 /// Where each CPU enters the host next time warden brings it up (PSCI relay).
 static HOST_ENTRIES: Mutex<[Option<HostEntry>; 8]> = Mutex::new([None; 8]);
 
-/// A 4 KiB page of warden's own memory.
+/// warden's own buffer with the SPMC: 64 KiB, because OP-TEE's SPMC requires a whole
+/// memory transaction descriptor, all fragments together, to fit in its RX buffer
+/// (optee_os thread_spmc.c, add_mem_op: `n > blen`), so the buffer size bounds the
+/// number of constituents a share can have (about 4000 here, 250 with one page).
 #[repr(C, align(4096))]
-struct Page([u8; 4096]);
+struct Page([u8; OWN_BUFFER_PAGES * 4096]);
+const OWN_BUFFER_PAGES: usize = 16;
 
 /// warden's own RX/TX pair with the SPMC (never the host's pages: DEN0077A v1.2 §7.2).
 /// The SPMC writes `OWN_RX`; warden writes `OWN_TX` (memory sharing, later).
-static mut OWN_TX: Page = Page([0; 4096]);
-static mut OWN_RX: Page = Page([0; 4096]);
+static mut OWN_TX: Page = Page([0; OWN_BUFFER_PAGES * 4096]);
+static mut OWN_RX: Page = Page([0; OWN_BUFFER_PAGES * 4096]);
 
 /// Stage-2 faults taken from the host so far.
 static HOST_ABORTS: AtomicU64 = AtomicU64::new(0);
@@ -200,8 +204,14 @@ extern "C" fn warden_primary_main(dtb: usize) -> ! {
     let mut env = HostFfaEnv {
         ram: &platform.memory,
         warden_mem,
+        stage2: None,
     };
-    let ffa = FfaProxy::init(&mut env, &raw const OWN_TX as u64, &raw const OWN_RX as u64);
+    let ffa = FfaProxy::init(
+        &mut env,
+        &raw const OWN_TX as u64,
+        &raw const OWN_RX as u64,
+        OWN_BUFFER_PAGES as u64,
+    );
     let shared = SHARED.call_once(|| Shared {
         vtcr: stage2::vtcr(pa_range),
         stage2: Mutex::new(s2),
@@ -334,6 +344,8 @@ impl CpuTopology for Topology<'_> {
 struct HostFfaEnv<'a> {
     ram: &'a [Range],
     warden_mem: Range,
+    /// None only during boot, before the host has a stage-2 (no lends then).
+    stage2: Option<&'a Mutex<HostStage2>>,
 }
 
 impl ProxyEnv for HostFfaEnv<'_> {
@@ -355,6 +367,48 @@ impl ProxyEnv for HostFfaEnv<'_> {
         // SAFETY: `r` is host RAM (checked just above), which warden's stage-1 maps
         // read-write, and it does not overlap warden's own memory.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
+    }
+    fn read_host(&self, pa: u64, buf: &mut [u8]) {
+        let r = Range::new(pa, pa.saturating_add(buf.len() as u64));
+        if !self.is_host_ram(r) {
+            error!(
+                "FF-A: refusing to read {} bytes at {pa:#x}: not host RAM",
+                buf.len()
+            );
+            buf.fill(0);
+            return;
+        }
+        // SAFETY: `r` is host RAM (checked just above), mapped in warden's stage-1. The
+        // host may write it concurrently: the copy is a snapshot that warden then parses
+        // as untrusted bytes.
+        unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
+    }
+    fn write_own_tx(&mut self, data: &[u8]) {
+        let n = data.len().min(OWN_BUFFER_PAGES * 4096);
+        let page = &raw mut OWN_TX;
+        // SAFETY: OWN_TX is warden's own page; the proxy writes it only under its mailbox
+        // lock and only between SPMC calls, when the SPMC does not read it.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), page.cast::<u8>(), n) };
+    }
+    fn unmap_from_host(&mut self, ranges: &[Range]) -> Result<(), FfaError> {
+        let s2 = self.stage2.ok_or(FfaError::Denied)?;
+        let mut s2 = s2.lock();
+        s2.lend(ranges).map_err(|e| {
+            error!("host stage-2: lend failed: {e}");
+            // Whatever was unmapped goes back.
+            let _ = s2.restore(ranges);
+            FfaError::Aborted
+        })
+    }
+    fn map_to_host(&mut self, ranges: &[Range]) {
+        if let Some(s2) = self.stage2
+            && let Err(e) = s2.lock().restore(ranges)
+        {
+            error!(
+                "host stage-2: restoring {} range(s) failed: {e}",
+                ranges.len()
+            );
+        }
     }
     fn own_rx(&self) -> &[u8] {
         let page = &raw const OWN_RX;
@@ -410,6 +464,7 @@ fn host_sync(frame: &mut TrapFrame) {
                 env: HostFfaEnv {
                     ram: &shared.platform.memory,
                     warden_mem: shared.warden_mem,
+                    stage2: Some(&shared.stage2),
                 },
             };
             let topology = Topology(&shared.platform);
@@ -437,6 +492,14 @@ fn host_sync(frame: &mut TrapFrame) {
 fn host_abort(frame: &mut TrapFrame, esr: u64) {
     let far = FAR_EL2.get();
     let ipa = (HPFAR_EL2.get() & 0x0fff_ffff_fff0) << 8 | (far & 0xfff);
+    // A fault on memory the host owns can only come from the break-before-make window of
+    // a lend on another CPU: the stage-2 lock waits for it to end, then the access is
+    // simply retried.
+    if let Some(shared) = SHARED.get()
+        && shared.stage2.lock().host_may_access(ipa)
+    {
+        return;
+    }
     let (kind, what) = match ExceptionClass::from_esr(esr) {
         ExceptionClass::InstructionAbortLower => (Injection::InstructionAbort, "instruction fetch"),
         _ if esr::is_write(esr) => (Injection::DataAbort { write: true }, "write"),

@@ -5,6 +5,8 @@ use aarch64_paging::descriptor::Stage2Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{MemoryRegion, Stage2};
 
+use alloc::vec::Vec;
+
 use crate::platform::memmap::{HostMemKind, Range};
 
 /// Host IPA bits: a level-1 root with the 4 KiB granule covers 39 bits (aarch64-paging
@@ -13,7 +15,16 @@ pub const IPA_BITS: u32 = 39;
 
 pub struct HostStage2 {
     map: IdMap<Stage2>,
+    /// What the host may map, as built at boot.
+    layout: Vec<(Range, HostMemKind)>,
+    /// RAM currently lent to the secure world, hence unmapped.
+    lent: Vec<Range>,
 }
+
+/// Largest block warden lets RAM use: 2 MiB. RAM is mapped in pieces of at most 512 MiB so
+/// that no 1 GiB block covers it; a lend then only ever splits 2 MiB blocks.
+const RAM_PIECE: u64 = 0x2000_0000;
+const BLOCK: u64 = 0x20_0000;
 
 // SAFETY: the tables are only reached through the `Mutex` that owns the `HostStage2`;
 // the raw pointers inside `IdMap` point at heap pages owned by it alone.
@@ -39,17 +50,112 @@ impl HostStage2 {
     pub fn new(layout: &[(Range, HostMemKind)]) -> Result<Self, aarch64_paging::MapError> {
         let mut map = IdMap::new(1, Stage2);
         for (range, kind) in layout {
-            let r = MemoryRegion::new(range.start as usize, range.end as usize);
-            map.map_range(&r, attributes(*kind))?;
+            let mut start = range.start;
+            while start < range.end {
+                let end = match kind {
+                    HostMemKind::Ram => ((start / RAM_PIECE + 1) * RAM_PIECE).min(range.end),
+                    HostMemKind::Device => range.end,
+                };
+                map.map_range(&region(Range::new(start, end)), attributes(*kind))?;
+                start = end;
+            }
         }
         // From here on, changes must follow break-before-make.
         map.mark_active();
-        Ok(Self { map })
+        Ok(Self {
+            map,
+            layout: layout.to_vec(),
+            lent: Vec::new(),
+        })
+    }
+
+    /// Whether the host may access `ipa` now (RAM or device, not warden's, not lent).
+    pub fn host_may_access(&self, ipa: u64) -> bool {
+        self.layout.iter().any(|(r, _)| r.contains(ipa))
+            && !self.lent.iter().any(|l| l.contains(ipa))
+    }
+
+    /// Unmaps `ranges` (host RAM being lent). Splitting a live 2 MiB block needs
+    /// break-before-make (DDI 0487 D8.16.1): the whole block is unmapped first, TLBs are
+    /// invalidated, then what the host keeps is mapped again in pages. A host access in
+    /// between faults to EL2, where `host_may_access` says to retry it.
+    pub fn lend(&mut self, ranges: &[Range]) -> Result<(), aarch64_paging::MapError> {
+        self.lent.extend_from_slice(ranges);
+        for r in ranges {
+            let cover = r.align_out(BLOCK);
+            self.map
+                .map_range(&region(cover), Stage2Attributes::empty())?;
+            invalidate_all();
+            for piece in self.host_ram_within(cover) {
+                self.map
+                    .map_range(&region(piece), attributes(HostMemKind::Ram))?;
+            }
+        }
+        invalidate_all();
+        Ok(())
+    }
+
+    /// Maps `ranges` back to the host (a reclaim, or a lend undone).
+    pub fn restore(&mut self, ranges: &[Range]) -> Result<(), aarch64_paging::MapError> {
+        self.lent.retain(|l| !ranges.contains(l));
+        for r in ranges {
+            for piece in self.host_ram_within(*r) {
+                self.map
+                    .map_range(&region(piece), attributes(HostMemKind::Ram))?;
+            }
+        }
+        invalidate_all();
+        Ok(())
+    }
+
+    /// The host's RAM inside `cover`, minus what is lent.
+    fn host_ram_within(&self, cover: Range) -> Vec<Range> {
+        let mut pieces: Vec<Range> = self
+            .layout
+            .iter()
+            .filter(|(r, k)| *k == HostMemKind::Ram && r.overlaps(&cover))
+            .map(|(r, _)| Range::new(r.start.max(cover.start), r.end.min(cover.end)))
+            .collect();
+        for l in &self.lent {
+            pieces = pieces
+                .into_iter()
+                .flat_map(|p| {
+                    if !p.overlaps(l) {
+                        return [Some(p), None];
+                    }
+                    [
+                        (l.start > p.start).then(|| Range::new(p.start, l.start)),
+                        (l.end < p.end).then(|| Range::new(l.end, p.end)),
+                    ]
+                })
+                .flatten()
+                .collect();
+        }
+        pieces
     }
 
     pub fn root(&self) -> u64 {
         self.map.root_address().0 as u64
     }
+}
+
+fn region(r: Range) -> MemoryRegion {
+    MemoryRegion::new(r.start as usize, r.end as usize)
+}
+
+/// Drops every stage-1 and stage-2 translation of the host (VMID 0) on all CPUs: per-IPA
+/// invalidation alone would leave combined stage-1+2 entries behind.
+fn invalidate_all() {
+    // SAFETY: TLB maintenance only drops cached translations.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "isb",
+            options(nostack)
+        )
+    };
 }
 
 /// VTCR_EL2: T0SZ = 64 - 39, SL0 = 1 (start at level 1 with 4 KiB pages), write-back

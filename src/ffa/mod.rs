@@ -3,6 +3,8 @@
 
 pub mod abi;
 pub mod mailbox;
+pub mod memory;
+pub mod ownership;
 pub mod partition;
 pub mod proxy;
 pub mod version;

@@ -2,6 +2,7 @@
 //! the SPMC. One table (`SERVED`) says which functions warden serves; the dispatcher and
 //! FFA_FEATURES both read it, so they cannot disagree.
 
+use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -10,6 +11,8 @@ use spin::Mutex;
 
 use super::abi::{self, FfaError, FfaFunction, Regs, num};
 use super::mailbox::{self, HostMailbox, RxOwner};
+use super::memory::{self, MemOp};
+use super::ownership::{Handle, Ownership, PageState};
 use super::partition::{self, PartitionInfo};
 use super::version::{FfaVersion, Negotiation, VERSION_NOT_SUPPORTED};
 use crate::platform::memmap::Range;
@@ -24,6 +27,14 @@ pub trait ProxyEnv {
     fn write_host(&mut self, pa: u64, data: &[u8]);
     /// warden's own RX buffer, as the SPMC last wrote it.
     fn own_rx(&self) -> &[u8];
+    /// Copies host memory at `pa` (inside the host's TX buffer) into `buf`.
+    fn read_host(&self, pa: u64, buf: &mut [u8]);
+    /// Writes `data` at the start of warden's own TX buffer (at most one page).
+    fn write_own_tx(&mut self, data: &[u8]);
+    /// Removes `ranges` from the host's stage-2 (a lend); all or nothing.
+    fn unmap_from_host(&mut self, ranges: &[Range]) -> Result<(), FfaError>;
+    /// Gives `ranges` back to the host's stage-2 (reclaim of a lend, or rollback).
+    fn map_to_host(&mut self, ranges: &[Range]);
 }
 
 /// What warden learnt from the SPMC at boot. Fixed afterwards.
@@ -40,6 +51,8 @@ pub struct SpmcInfo {
     pub rxtx_granule: u32,
     pub direct_req2: bool,
     pub partition_info_regs: bool,
+    /// The size of warden's own RX/TX buffers at the SPMC, in 4 KiB pages.
+    pub own_buffer_pages: u64,
 }
 
 /// How many result registers the host gets back.
@@ -98,7 +111,43 @@ const SERVED: &[(u32, bool, FfaVersion)] = &[
     (num::SPM_ID_GET, false, FfaVersion::V1_1),
     (num::PARTITION_INFO_GET_REGS, true, FfaVersion::V1_2),
     (num::MSG_SEND_DIRECT_REQ2, true, FfaVersion::V1_2),
+    (num::MEM_SHARE, false, FfaVersion::V1_0),
+    (num::MEM_SHARE, true, FfaVersion::V1_0),
+    (num::MEM_LEND, false, FfaVersion::V1_0),
+    (num::MEM_LEND, true, FfaVersion::V1_0),
+    (num::MEM_FRAG_TX, false, FfaVersion::V1_0),
+    (num::MEM_RECLAIM, false, FfaVersion::V1_0),
 ];
+
+/// FFA_MEM_FRAG_RX: the callee asks for the next fragment (DEN0077A v1.2 §10.4.2).
+const FFA_MEM_FRAG_RX: u64 = abi::fid32(num::MEM_FRAG_RX) as u64;
+/// Handles warden allocates for transactions the host is still sending in fragments:
+/// bit 63 set means "allocated by the hypervisor" (§10.2.1).
+const HYP_HANDLE: u64 = 1 << 63;
+
+/// One shared or lent region set, as the SPMC knows it by its handle.
+#[derive(Clone, Debug)]
+struct Record {
+    op: MemOp,
+    ranges: Vec<Range>,
+}
+
+/// A transaction the host is sending in fragments (FFA_MEM_FRAG_TX).
+struct Pending {
+    op: MemOp,
+    is_64: bool,
+    handle: Handle,
+    total: usize,
+    bytes: Vec<u8>,
+}
+
+#[derive(Default)]
+struct MemoryState {
+    ownership: Ownership,
+    handles: BTreeMap<Handle, Record>,
+    pending: Option<Pending>,
+    next_id: u64,
+}
 
 pub struct FfaProxy {
     spmc: Option<SpmcInfo>,
@@ -106,6 +155,8 @@ pub struct FfaProxy {
     /// The host's buffers. Held across PARTITION_INFO_GET, which also uses warden's own
     /// RX buffer, so it serialises every use of both.
     mailbox: Mutex<Option<HostMailbox>>,
+    /// Page ownership and the handles the host created. Taken after `mailbox`.
+    memory: Mutex<MemoryState>,
 }
 
 impl FfaProxy {
@@ -119,6 +170,7 @@ impl FfaProxy {
             spmc,
             negotiation: Mutex::new(Negotiation::default()),
             mailbox: Mutex::new(None),
+            memory: Mutex::new(MemoryState::default()),
         }
     }
 
@@ -128,8 +180,8 @@ impl FfaProxy {
 
     /// Negotiates with EL3 at boot and maps warden's own buffers there
     /// (`own_tx`/`own_rx`: one 4 KiB page each, in warden's memory).
-    pub fn init(env: &mut impl ProxyEnv, own_tx: u64, own_rx: u64) -> Self {
-        match probe_spmc(env, own_tx, own_rx) {
+    pub fn init(env: &mut impl ProxyEnv, own_tx: u64, own_rx: u64, own_pages: u64) -> Self {
+        match probe_spmc(env, own_tx, own_rx, own_pages) {
             Ok(info) => {
                 info!(
                     "FF-A: SPMC {:#06x} at v{}, host ID {}, {} partition(s){}{}",
@@ -228,6 +280,10 @@ impl FfaProxy {
                 regs,
                 width: forwarded,
             }),
+            num::MEM_SHARE => self.mem_send(MemOp::Share, f.is_64, regs, version, env),
+            num::MEM_LEND => self.mem_send(MemOp::Lend, f.is_64, regs, version, env),
+            num::MEM_FRAG_TX => self.mem_frag_tx(regs, version, env),
+            num::MEM_RECLAIM => self.mem_reclaim(regs, env),
             _ => Err(FfaError::NotSupported),
         };
         result.unwrap_or_else(Reply::error)
@@ -279,6 +335,14 @@ impl FfaProxy {
             return Err(FfaError::Denied);
         }
         let mailbox = HostMailbox::validate(tx, rx, pages, |r| env.is_host_ram(r))?;
+        // Pages the host has shared or lent cannot become its buffers, and its buffers
+        // can never be shared or lent.
+        let mut sorted = [mailbox.tx, mailbox.rx];
+        sorted.sort();
+        self.memory
+            .lock()
+            .ownership
+            .claim(&sorted, PageState::Mailbox)?;
         info!(
             "FF-A: host mapped TX {:#x} RX {:#x}, {} page(s) each",
             tx, rx, pages
@@ -293,10 +357,17 @@ impl FfaProxy {
         if w1 & 0xffff != 0 || (w1 >> 16) as u16 != spmc.host_id {
             return Err(FfaError::InvalidParameters);
         }
-        self.mailbox
-            .lock()
-            .take()
-            .ok_or(FfaError::InvalidParameters)?;
+        let mut slot = self.mailbox.lock();
+        if slot.is_none() {
+            return Err(FfaError::InvalidParameters);
+        }
+        let mut memory = self.memory.lock();
+        // Not while a fragmented send is still reading from the TX buffer.
+        if memory.pending.is_some() {
+            return Err(FfaError::Busy);
+        }
+        memory.ownership.release(PageState::Mailbox);
+        *slot = None;
         info!("FF-A: host unmapped its RX/TX buffers");
         Ok(Reply::success(&[]))
     }
@@ -429,6 +500,233 @@ impl FfaProxy {
         Ok(env.spmc_call(regs))
     }
 
+    /// FFA_MEM_SHARE / FFA_MEM_LEND (§10.5, §10.6) with the descriptor in the host's TX
+    /// buffer. A descriptor in several fragments is collected (and bounded) before any
+    /// page changes hands; then it is checked whole, the pages are claimed, a lend
+    /// removes them from the host's stage-2, and the transaction goes to the SPMC in the
+    /// SPMC's layout, from warden's own TX buffer. Any failure undoes everything.
+    fn mem_send(
+        &self,
+        op: MemOp,
+        is_64: bool,
+        regs: &Regs,
+        version: FfaVersion,
+        env: &mut impl ProxyEnv,
+    ) -> Result<Reply, FfaError> {
+        let total = regs[1] as u32 as usize;
+        let frag = regs[2] as u32 as usize;
+        let (addr, page_count) = if is_64 {
+            (regs[3], regs[4] as u32)
+        } else {
+            (regs[3] as u32 as u64, regs[4] as u32)
+        };
+        // Dynamically allocated buffers (address != 0) are not supported (§10.4.1).
+        if addr != 0 || page_count != 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        if total > memory::MAX_TOTAL_LEN {
+            return Err(FfaError::NoMemory);
+        }
+        if frag == 0 || frag > total {
+            return Err(FfaError::InvalidParameters);
+        }
+        let slot = self.mailbox.lock();
+        let mailbox = slot.as_ref().ok_or(FfaError::Denied)?;
+        if frag as u64 > mailbox.tx.len() {
+            return Err(FfaError::InvalidParameters);
+        }
+        if self.memory.lock().pending.is_some() {
+            return Err(FfaError::Busy);
+        }
+        // One snapshot of the host's bytes: the host cannot change them under warden.
+        let mut bytes = vec![0u8; frag];
+        env.read_host(mailbox.tx.start, &mut bytes);
+        if frag < total {
+            let mut memory = self.memory.lock();
+            memory.next_id += 1;
+            let handle = HYP_HANDLE | memory.next_id;
+            bytes.reserve_exact(total - frag);
+            memory.pending = Some(Pending {
+                op,
+                is_64,
+                handle,
+                total,
+                bytes,
+            });
+            return Ok(frag_rx(handle, frag));
+        }
+        let result = self.mem_commit(op, is_64, &bytes, version, env);
+        drop(slot);
+        result
+    }
+
+    /// FFA_MEM_FRAG_TX (§10.4.3): the next fragment of the host's pending transaction.
+    fn mem_frag_tx(
+        &self,
+        regs: &Regs,
+        version: FfaVersion,
+        env: &mut impl ProxyEnv,
+    ) -> Result<Reply, FfaError> {
+        let handle = (regs[1] as u32 as u64) | (regs[2] as u32 as u64) << 32;
+        let frag = regs[3] as u32 as usize;
+        // w4: sender ID, which only a hypervisor sets; MBZ from an endpoint.
+        if regs[4] as u32 != 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        let slot = self.mailbox.lock();
+        let mailbox = slot.as_ref().ok_or(FfaError::Denied)?;
+        let mut memory = self.memory.lock();
+        let pending = memory
+            .pending
+            .as_mut()
+            .filter(|p| p.handle == handle)
+            .ok_or(FfaError::InvalidParameters)?;
+        let fits = frag > 0
+            && frag as u64 <= mailbox.tx.len()
+            && pending
+                .bytes
+                .len()
+                .checked_add(frag)
+                .is_some_and(|n| n <= pending.total);
+        if !fits {
+            // A bad fragment ends the transaction: nothing was claimed yet.
+            memory.pending = None;
+            return Err(FfaError::InvalidParameters);
+        }
+        let start = pending.bytes.len();
+        pending.bytes.resize(start + frag, 0);
+        env.read_host(mailbox.tx.start, &mut pending.bytes[start..]);
+        if pending.bytes.len() < pending.total {
+            return Ok(frag_rx(handle, pending.bytes.len()));
+        }
+        let Some(done) = memory.pending.take() else {
+            return Err(FfaError::Aborted);
+        };
+        drop(memory);
+        let result = self.mem_commit(done.op, done.is_64, &done.bytes, version, env);
+        drop(slot);
+        result
+    }
+
+    /// The whole descriptor is here: check it, claim, send to the SPMC, or undo.
+    /// Called with the mailbox lock held (it serialises warden's own TX buffer).
+    fn mem_commit(
+        &self,
+        op: MemOp,
+        is_64: bool,
+        desc: &[u8],
+        version: FfaVersion,
+        env: &mut impl ProxyEnv,
+    ) -> Result<Reply, FfaError> {
+        let spmc = self.spmc.as_ref().ok_or(FfaError::NotSupported)?;
+        let t = memory::parse(desc, version, op)?;
+        let ranges = t.validate_for_host(
+            spmc.host_id,
+            |id| partition::is_secure(id) && spmc.partitions.iter().any(|p| p.id == id),
+            |r| env.is_host_ram(r),
+        )?;
+        let id = {
+            let mut memory = self.memory.lock();
+            memory.next_id += 1;
+            let id = memory.next_id;
+            memory.ownership.claim(&ranges, PageState::Pending(id))?;
+            id
+        };
+        let undo = |env: &mut dyn FnMut(&[Range]), lent: bool| {
+            if lent {
+                env(&ranges);
+            }
+            self.memory.lock().ownership.release(PageState::Pending(id));
+        };
+        if op == MemOp::Lend
+            && let Err(e) = env.unmap_from_host(&ranges)
+        {
+            undo(&mut |_| {}, false);
+            return Err(e);
+        }
+        let lent = op == MemOp::Lend;
+        match send_to_spmc(spmc.own_buffer_pages, &t, op, is_64, spmc.version, env) {
+            Ok(handle) => {
+                let mut memory = self.memory.lock();
+                let state = if lent {
+                    PageState::Lent(handle)
+                } else {
+                    PageState::Shared(handle)
+                };
+                memory.ownership.transition(PageState::Pending(id), state);
+                memory.handles.insert(
+                    handle,
+                    Record {
+                        op,
+                        ranges: ranges.clone(),
+                    },
+                );
+                info!(
+                    "FF-A: host {} {} page(s) in {} range(s) with {:#06x}: handle {handle:#x}",
+                    if lent { "lent" } else { "shared" },
+                    t.total_pages,
+                    ranges.len(),
+                    t.receivers[0].id
+                );
+                Ok(Reply::success(&[handle as u32 as u64, handle >> 32]))
+            }
+            Err(e) => {
+                undo(&mut |r| env.map_to_host(r), lent);
+                warn!("FF-A: the SPMC refused the host's memory transaction: {e:?}; undone");
+                Err(e)
+            }
+        }
+    }
+
+    /// FFA_MEM_RECLAIM (§10.8): only for handles the host created (or its own fragmented
+    /// send still in progress, which this abandons); ownership returns once the SPMC agrees.
+    fn mem_reclaim(&self, regs: &Regs, env: &mut impl ProxyEnv) -> Result<Reply, FfaError> {
+        let handle = (regs[1] as u32 as u64) | (regs[2] as u32 as u64) << 32;
+        let flags = regs[3] as u32;
+        // Bit 0: zero memory before reclaim; bit 1: time slicing; the rest MBZ.
+        if flags & !0b11 != 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        let record = {
+            let mut memory = self.memory.lock();
+            if memory.pending.as_ref().is_some_and(|p| p.handle == handle) {
+                memory.pending = None;
+                return Ok(Reply::success(&[]));
+            }
+            memory
+                .handles
+                .get(&handle)
+                .cloned()
+                .ok_or(FfaError::InvalidParameters)?
+        };
+        if flags & 1 != 0 && record.op != MemOp::Lend {
+            return Err(FfaError::InvalidParameters);
+        }
+        let r = env.spmc_call(&abi::call_regs(
+            abi::fid32(num::MEM_RECLAIM),
+            &[handle as u32 as u64, handle >> 32, flags as u64],
+        ));
+        abi::expect_success(&r)?;
+        let mut memory = self.memory.lock();
+        memory.handles.remove(&handle);
+        let state = match record.op {
+            MemOp::Share => PageState::Shared(handle),
+            MemOp::Lend => PageState::Lent(handle),
+        };
+        memory.ownership.release(state);
+        drop(memory);
+        if record.op == MemOp::Lend {
+            env.map_to_host(&record.ranges);
+        }
+        info!("FF-A: host reclaimed handle {handle:#x}");
+        Ok(Reply::success(&[]))
+    }
+
+    /// Handles the host holds, for tests and counters.
+    pub fn live_handles(&self) -> usize {
+        self.memory.lock().handles.len()
+    }
+
     /// FFA_RUN (§14.1): resumes a partition's execution context after FFA_INTERRUPT or
     /// FFA_YIELD, so that a preempted direct request completes.
     fn run(&self, regs: &Regs, spmc: &SpmcInfo, env: &mut impl ProxyEnv) -> Result<Regs, FfaError> {
@@ -438,6 +736,71 @@ impl FfaProxy {
         }
         Ok(env.spmc_call(&abi::call_regs(regs[0] as u32, &[regs[1] as u32 as u64])))
     }
+}
+
+fn frag_rx(handle: Handle, offset: usize) -> Reply {
+    Reply::local(abi::call_regs(
+        FFA_MEM_FRAG_RX as u32,
+        &[handle as u32 as u64, handle >> 32, offset as u64],
+    ))
+}
+
+/// Sends transaction `t` to the SPMC in its layout, in fragments of at most one page
+/// (warden's TX buffer), and returns the SPMC's handle. A transaction the SPMC stops
+/// half way is abandoned with FFA_MEM_RECLAIM (§10.4.2).
+fn send_to_spmc(
+    own_buffer_pages: u64,
+    t: &memory::MemTransaction,
+    op: MemOp,
+    is_64: bool,
+    version: FfaVersion,
+    env: &mut impl ProxyEnv,
+) -> Result<Handle, FfaError> {
+    let desc = t.emit(version);
+    let frags = memory::fragments(
+        desc.len(),
+        t.constituents_offset(version),
+        (own_buffer_pages * mailbox::PAGE) as usize,
+    );
+    let n = match op {
+        MemOp::Share => num::MEM_SHARE,
+        MemOp::Lend => num::MEM_LEND,
+    };
+    let fid = if is_64 { abi::fid64(n) } else { abi::fid32(n) };
+    let mut handle = None;
+    for (i, &(start, end)) in frags.iter().enumerate() {
+        env.write_own_tx(&desc[start..end]);
+        let len = (end - start) as u64;
+        let r = if i == 0 {
+            env.spmc_call(&abi::call_regs(fid, &[desc.len() as u64, len, 0, 0]))
+        } else {
+            let h = handle.ok_or(FfaError::Aborted)?;
+            env.spmc_call(&abi::call_regs(
+                abi::fid32(num::MEM_FRAG_TX),
+                &[h & 0xffff_ffff, h >> 32, len, 0],
+            ))
+        };
+        let last = i + 1 == frags.len();
+        match (r[0], last) {
+            (x, false) if x == FFA_MEM_FRAG_RX && r[3] as u32 as usize == end => {
+                handle = Some((r[1] as u32 as u64) | (r[2] as u32 as u64) << 32);
+            }
+            (x, true) if x == abi::FFA_SUCCESS_32 as u64 || x == abi::FFA_SUCCESS_64 as u64 => {
+                return Ok((r[2] as u32 as u64) | (r[3] as u32 as u64) << 32);
+            }
+            _ => {
+                let e = abi::expect_success(&r).err().unwrap_or(FfaError::Aborted);
+                if let Some(h) = handle {
+                    let _ = env.spmc_call(&abi::call_regs(
+                        abi::fid32(num::MEM_RECLAIM),
+                        &[h & 0xffff_ffff, h >> 32, 0],
+                    ));
+                }
+                return Err(e);
+            }
+        }
+    }
+    Err(FfaError::Aborted)
 }
 
 /// w1 of a message: sender [31:16] must be the host, receiver [15:0] a secure partition
@@ -470,7 +833,12 @@ fn release_own_rx(env: &mut impl ProxyEnv) {
 
 /// Boot-time conversation with EL3 (§18.3 (FF-A setup)): version, IDs, buffer rules,
 /// warden's own buffers, and the list of secure partitions.
-fn probe_spmc(env: &mut impl ProxyEnv, own_tx: u64, own_rx: u64) -> Result<SpmcInfo, &'static str> {
+fn probe_spmc(
+    env: &mut impl ProxyEnv,
+    own_tx: u64,
+    own_rx: u64,
+    own_pages: u64,
+) -> Result<SpmcInfo, &'static str> {
     let r = env.spmc_call(&abi::call_regs(
         abi::FFA_VERSION,
         &[FfaVersion::WARDEN.encode() as u64],
@@ -503,8 +871,19 @@ fn probe_spmc(env: &mut impl ProxyEnv, own_tx: u64, own_rx: u64) -> Result<SpmcI
     let partition_info_regs =
         version >= FfaVersion::V1_2 && feature(env, abi::FFA_PARTITION_INFO_GET_REGS).is_some();
 
-    let r = env.spmc_call(&abi::call_regs(abi::FFA_RXTX_MAP_64, &[own_tx, own_rx, 1]));
-    abi::expect_success(&r).map_err(|_| "FFA_RXTX_MAP of warden's buffers failed")?;
+    // As many pages as warden has, else one: an SPMC may cap the size (§13.6).
+    let mut own_buffer_pages = own_pages;
+    let r = env.spmc_call(&abi::call_regs(
+        abi::FFA_RXTX_MAP_64,
+        &[own_tx, own_rx, own_pages],
+    ));
+    if abi::expect_success(&r).is_err() && own_pages > 1 {
+        own_buffer_pages = 1;
+        let r = env.spmc_call(&abi::call_regs(abi::FFA_RXTX_MAP_64, &[own_tx, own_rx, 1]));
+        abi::expect_success(&r).map_err(|_| "FFA_RXTX_MAP of warden's buffers failed")?;
+    } else {
+        abi::expect_success(&r).map_err(|_| "FFA_RXTX_MAP of warden's buffers failed")?;
+    }
 
     let r = env.spmc_call(&abi::call_regs(
         abi::FFA_PARTITION_INFO_GET,
@@ -529,6 +908,7 @@ fn probe_spmc(env: &mut impl ProxyEnv, own_tx: u64, own_rx: u64) -> Result<SpmcI
         rxtx_granule,
         direct_req2,
         partition_info_regs,
+        own_buffer_pages,
     })
 }
 

@@ -28,17 +28,32 @@ pub const OTHER_SP: PartitionInfo = PartitionInfo {
     uuid: [7; 16],
 };
 
-const HOST_RAM: Range = Range::new(0x4000_0000, 0x4010_0000);
+const HOST_RAM: Range = Range::new(0x4000_0000, 0x5000_0000);
 const WARDEN_TX: u64 = 0x6000_0000;
-const WARDEN_RX: u64 = 0x6000_1000;
+const WARDEN_RX: u64 = 0x6001_0000;
 
 pub struct Model {
     pub version: FfaVersion,
     pub calls: Vec<Regs>,
     own_rx: Vec<u8>,
+    own_tx: Vec<u8>,
     own_rx_busy: bool,
     mapped: bool,
     pub host_mem: BTreeMap<u64, u8>,
+    /// The memory transaction being received (total length, bytes so far).
+    receiving: Option<(usize, Vec<u8>)>,
+    /// Descriptors the SPMC accepted, by handle.
+    pub shares: BTreeMap<u64, Vec<u8>>,
+    next_handle: u64,
+    /// Make the next memory transaction fail with this error.
+    pub fail_next: Option<FfaError>,
+    /// Ranges the host cannot access (lent).
+    pub unmapped: Vec<Range>,
+    pub fragments_seen: usize,
+    own_pages: usize,
+    /// OP-TEE's rule: a descriptor must fit whole in the SPMC's buffer, even when sent in
+    /// fragments. Other SPMCs (Hafnium) take any length in fragments.
+    pub whole_in_buffer: bool,
 }
 
 impl Model {
@@ -47,9 +62,18 @@ impl Model {
             version,
             calls: Vec::new(),
             own_rx: vec![0; 4096],
+            own_tx: vec![0; 4096],
             own_rx_busy: false,
             mapped: false,
             host_mem: BTreeMap::new(),
+            receiving: None,
+            shares: BTreeMap::new(),
+            next_handle: 0x1000,
+            fail_next: None,
+            unmapped: Vec::new(),
+            fragments_seen: 0,
+            own_pages: 0,
+            whole_in_buffer: true,
         }
     }
 
@@ -57,6 +81,34 @@ impl Model {
         (pa..pa + len as u64)
             .map(|a| *self.host_mem.get(&a).unwrap_or(&0))
             .collect()
+    }
+
+    fn mem_fragment(&mut self, len: usize) -> Regs {
+        self.fragments_seen += 1;
+        let Some((total, mut bytes)) = self.receiving.take() else {
+            return abi::error_regs(FfaError::InvalidParameters);
+        };
+        assert!(len <= 4096 * self.own_pages);
+        bytes.extend_from_slice(&self.own_tx[..len]);
+        if bytes.len() < total {
+            let n = bytes.len();
+            self.receiving = Some((total, bytes));
+            return abi::call_regs(
+                abi::fid32(num::MEM_FRAG_RX),
+                &[self.next_handle, 0, n as u64],
+            );
+        }
+        if let Some(e) = self.fail_next.take() {
+            return abi::error_regs(e);
+        }
+        // The SPMC checks what it receives in its own layout.
+        super::memory::parse(&bytes, self.version, super::memory::MemOp::Lend)
+            .or_else(|_| super::memory::parse(&bytes, self.version, super::memory::MemOp::Share))
+            .expect("warden sent a descriptor the SPMC can parse");
+        let h = self.next_handle;
+        self.next_handle += 1;
+        self.shares.insert(h, bytes);
+        abi::success_regs(&[h & 0xffff_ffff, h >> 32])
     }
 
     fn partition_info(&mut self, r: &Regs) -> Regs {
@@ -117,12 +169,10 @@ impl ProxyEnv for Model {
                 _ => abi::error_regs(FfaError::NotSupported),
             },
             (num::RXTX_MAP, true) => {
-                assert_eq!(
-                    (r[1], r[2], r[3]),
-                    (WARDEN_TX, WARDEN_RX, 1),
-                    "warden's own pair"
-                );
+                assert_eq!((r[1], r[2]), (WARDEN_TX, WARDEN_RX), "warden's own pair");
                 self.mapped = true;
+                self.own_pages = r[3] as usize;
+                self.own_tx = vec![0; 4096 * self.own_pages];
                 abi::success_regs(&[])
             }
             (num::RX_RELEASE, false) => {
@@ -160,6 +210,26 @@ impl ProxyEnv for Model {
                 out[6] = OTHER_SP.id as u64 | (OTHER_SP.exec_ctx_count as u64) << 16;
                 out
             }
+            (num::MEM_SHARE | num::MEM_LEND, _) => {
+                assert_eq!((r[3], r[4]), (0, 0), "descriptor in warden's TX buffer");
+                // Like OP-TEE's SPMC: the whole descriptor must fit in the buffer.
+                if self.whole_in_buffer && r[1] as usize > 4096 * self.own_pages {
+                    return abi::error_regs(FfaError::InvalidParameters);
+                }
+                self.receiving = Some((r[1] as usize, Vec::new()));
+                self.mem_fragment(r[2] as usize)
+            }
+            (num::MEM_FRAG_TX, false) => self.mem_fragment(r[3] as usize),
+            (num::MEM_RECLAIM, false) => {
+                let h = r[1] | r[2] << 32;
+                if self.receiving.take().is_some() {
+                    return abi::success_regs(&[]);
+                }
+                match self.shares.remove(&h) {
+                    Some(_) => abi::success_regs(&[]),
+                    None => abi::error_regs(FfaError::InvalidParameters),
+                }
+            }
             (num::RUN, false) => {
                 let mut out = [0; 18];
                 out[0] = abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64;
@@ -179,6 +249,19 @@ impl ProxyEnv for Model {
     }
     fn own_rx(&self) -> &[u8] {
         &self.own_rx
+    }
+    fn read_host(&self, pa: u64, buf: &mut [u8]) {
+        buf.copy_from_slice(&self.host_bytes(pa, buf.len()));
+    }
+    fn write_own_tx(&mut self, data: &[u8]) {
+        self.own_tx[..data.len()].copy_from_slice(data);
+    }
+    fn unmap_from_host(&mut self, ranges: &[Range]) -> Result<(), FfaError> {
+        self.unmapped.extend_from_slice(ranges);
+        Ok(())
+    }
+    fn map_to_host(&mut self, ranges: &[Range]) {
+        self.unmapped.retain(|u| !ranges.contains(u));
     }
 }
 
@@ -205,8 +288,12 @@ const HOST_TX: u64 = 0x4000_0000;
 const HOST_RX: u64 = 0x4000_1000;
 
 fn setup(spmc: FfaVersion) -> (FfaProxy, Model) {
+    setup_pages(spmc, 4)
+}
+
+fn setup_pages(spmc: FfaVersion, pages: u64) -> (FfaProxy, Model) {
     let mut m = Model::new(spmc);
-    let p = FfaProxy::init(&mut m, WARDEN_TX, WARDEN_RX);
+    let p = FfaProxy::init(&mut m, WARDEN_TX, WARDEN_RX, pages);
     (p, m)
 }
 
@@ -577,4 +664,323 @@ fn calls_before_version_are_served_as_v1_0() {
         p.handle(&call(abi::FFA_VERSION, &[V1_2]), &mut m).regs[0],
         0xffff_ffff
     );
+}
+
+// ---- Memory sharing ----
+
+use super::memory::tests::linux_share;
+
+const MEM_SHARE_64: u32 = abi::fid64(num::MEM_SHARE);
+const MEM_LEND_32: u32 = abi::fid32(num::MEM_LEND);
+const MEM_FRAG_TX: u32 = abi::fid32(num::MEM_FRAG_TX);
+const MEM_RECLAIM: u32 = abi::fid32(num::MEM_RECLAIM);
+const MEM_FRAG_RX: u64 = abi::fid32(num::MEM_FRAG_RX) as u64;
+
+fn host_version(v: u64) -> FfaVersion {
+    FfaVersion::decode(v as u32).unwrap()
+}
+
+/// Puts `desc` in the host's TX buffer and sends it with `fid`, in TX-sized fragments
+/// (FFA_MEM_FRAG_TX) as Linux does. Returns the final reply.
+fn send(p: &FfaProxy, m: &mut Model, fid: u32, desc: &[u8]) -> Reply {
+    let total = desc.len() as u64;
+    let first = desc.len().min(4096);
+    m.write_host(HOST_TX, &desc[..first]);
+    let mut r = p.handle(&call(fid, &[total, first as u64, 0, 0]), m);
+    let mut sent = first;
+    while r.regs[0] == MEM_FRAG_RX && sent < desc.len() {
+        assert_eq!(r.regs[3] as usize, sent);
+        let n = (desc.len() - sent).min(4096);
+        m.write_host(HOST_TX, &desc[sent..sent + n]);
+        r = p.handle(&call(MEM_FRAG_TX, &[r.regs[1], r.regs[2], n as u64, 0]), m);
+        sent += n;
+    }
+    r
+}
+
+fn handle_of(r: &Reply) -> u64 {
+    assert!(is_success(r), "{r:x?}");
+    r.regs[2] | r.regs[3] << 32
+}
+
+fn reclaim(p: &FfaProxy, m: &mut Model, h: u64) -> Reply {
+    p.handle(&call(MEM_RECLAIM, &[h & 0xffff_ffff, h >> 32, 0]), m)
+}
+
+#[test]
+fn share_translates_between_every_pair_of_versions() {
+    for spmc in [FfaVersion::V1_0, FfaVersion::V1_1, FfaVersion::V1_2] {
+        for hv in [V1_0, V1_1, V1_2] {
+            let (p, mut m) = host(spmc, hv);
+            let desc = linux_share(&[(0x4002_0000, 1)], host_version(hv));
+            let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+            let got =
+                super::memory::parse(&m.shares[&h], spmc, super::memory::MemOp::Share).unwrap();
+            assert_eq!(got.constituents[0].address, 0x4002_0000);
+            assert_eq!(got.receivers[0].id, 0x8001);
+            assert!(m.unmapped.is_empty(), "a share leaves the host its access");
+            assert_eq!(p.live_handles(), 1);
+            // Already shared: refused, nothing reaches the SPMC.
+            let before = m.calls.len();
+            assert!(is_error(
+                &send(&p, &mut m, MEM_SHARE_64, &desc),
+                FfaError::Denied
+            ));
+            assert_eq!(m.calls.len(), before);
+            assert!(is_success(&reclaim(&p, &mut m, h)));
+            assert_eq!(p.live_handles(), 0);
+            handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+        }
+    }
+}
+
+#[test]
+fn lend_unmaps_until_reclaim() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let mut desc = linux_share(&[(0x4003_0000, 2)], FfaVersion::V1_1);
+    desc[2] = 0; // Linux leaves attributes to the borrower on lend.
+    let h = handle_of(&send(&p, &mut m, MEM_LEND_32, &desc));
+    assert_eq!(m.unmapped, [Range::new(0x4003_0000, 0x4003_2000)]);
+    assert!(is_success(&reclaim(&p, &mut m, h)));
+    assert!(m.unmapped.is_empty());
+    assert!(
+        is_error(&reclaim(&p, &mut m, h), FfaError::InvalidParameters),
+        "twice"
+    );
+}
+
+#[test]
+fn hundreds_of_constituents_in_fragments_both_ways() {
+    for hv in [V1_0, V1_2] {
+        let (p, mut m) = setup_pages(FfaVersion::V1_2, 1);
+        m.whole_in_buffer = false;
+        p.handle(&call(abi::FFA_VERSION, &[hv]), &mut m);
+        assert!(is_success(
+            &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
+        ));
+        let cs: Vec<(u64, u32)> = (0..700)
+            .map(|i| (0x4002_0000 + i * 0x1000 * 2, 1))
+            .collect();
+        let desc = linux_share(&cs, host_version(hv));
+        assert!(desc.len() > 2 * 4096);
+        let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+        let got =
+            super::memory::parse(&m.shares[&h], FfaVersion::V1_2, super::memory::MemOp::Share)
+                .unwrap();
+        assert_eq!(got.constituents.len(), 700);
+        assert_eq!(got.total_pages, 700);
+        assert!(
+            m.fragments_seen >= 3,
+            "forwarded in fragments of warden's buffer size"
+        );
+        assert!(is_success(&reclaim(&p, &mut m, h)));
+    }
+}
+
+#[test]
+fn hostile_shares_change_nothing() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let v = FfaVersion::V1_1;
+    let cases: Vec<(Vec<u8>, FfaError, &str)> = vec![
+        (
+            linux_share(&[(0x6000_0000, 1)], v),
+            FfaError::Denied,
+            "warden memory",
+        ),
+        (
+            linux_share(&[(0x0900_0000, 1)], v),
+            FfaError::Denied,
+            "MMIO",
+        ),
+        (
+            linux_share(&[(HOST_RX, 1)], v),
+            FfaError::Denied,
+            "the host's own RX buffer",
+        ),
+        (
+            linux_share(&[(0x4002_0000, 2), (0x4002_1000, 1)], v),
+            FfaError::InvalidParameters,
+            "overlap",
+        ),
+        (
+            {
+                let mut d = linux_share(&[(0x4002_0000, 1)], v);
+                d[0] = 5;
+                d
+            },
+            FfaError::InvalidParameters,
+            "wrong sender",
+        ),
+        (
+            {
+                let mut d = linux_share(&[(0x4002_0000, 1)], v);
+                d[48] = 0x01;
+                d[49] = 0x00;
+                d
+            },
+            FfaError::InvalidParameters,
+            "receiver is not a partition",
+        ),
+    ];
+    let before = m.calls.len();
+    for (d, e, what) in cases {
+        assert!(is_error(&send(&p, &mut m, MEM_SHARE_64, &d), e), "{what}");
+    }
+    assert_eq!(m.calls.len(), before, "nothing hostile reaches the SPMC");
+    assert_eq!(p.live_handles(), 0);
+    // Dynamic buffers and lying lengths.
+    let d = linux_share(&[(0x4002_0000, 1)], v);
+    m.write_host(HOST_TX, &d);
+    let n = d.len() as u64;
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[n, n, 0x4000_0000, 1]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[n, n + 1, 0, 0]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[n, 0, 0, 0]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[1 << 30, 4096, 0, 0]), &mut m),
+        FfaError::NoMemory
+    ));
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[n + 16, n + 16, 0, 0]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    assert!(
+        is_error(&reclaim(&p, &mut m, 0x1234), FfaError::InvalidParameters),
+        "someone else's handle"
+    );
+    // Still works afterwards.
+    handle_of(&send(&p, &mut m, MEM_SHARE_64, &d));
+}
+
+#[test]
+fn a_fragment_stream_that_stops_half_way() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    let cs: Vec<(u64, u32)> = (0..400).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let desc = linux_share(&cs, FfaVersion::V1_2);
+    m.write_host(HOST_TX, &desc[..4096]);
+    let r = p.handle(
+        &call(MEM_SHARE_64, &[desc.len() as u64, 4096, 0, 0]),
+        &mut m,
+    );
+    assert_eq!(r.regs[0], MEM_FRAG_RX);
+    let temp = r.regs[1] | r.regs[2] << 32;
+    assert_ne!(temp & 1 << 63, 0, "a hypervisor-allocated handle");
+    // Meanwhile: another transaction is busy, unmapping the buffers is busy, the wrong
+    // handle is refused.
+    let one = linux_share(&[(0x4800_0000, 1)], FfaVersion::V1_2);
+    assert!(is_error(
+        &send(&p, &mut m, MEM_SHARE_64, &one),
+        FfaError::Busy
+    ));
+    assert!(is_error(
+        &p.handle(&call(RXTX_UNMAP, &[0]), &mut m),
+        FfaError::Busy
+    ));
+    assert!(is_error(
+        &p.handle(&call(MEM_FRAG_TX, &[temp + 1, 0, 16, 0]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    // The host gives up: reclaim of the pending handle abandons it; nothing was claimed.
+    assert!(is_success(&reclaim(&p, &mut m, temp)));
+    assert!(
+        m.calls.iter().all(|c| c[0] as u32 != MEM_SHARE_64),
+        "the SPMC never saw it"
+    );
+    handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+    // A fragment that overruns the announced total ends the transaction.
+    let cs: Vec<(u64, u32)> = (0..400).map(|i| (0x4003_0000 + i * 0x2000, 1)).collect();
+    let desc = linux_share(&cs, FfaVersion::V1_2);
+    m.write_host(HOST_TX, &desc[..4096]);
+    let r = p.handle(
+        &call(MEM_SHARE_64, &[desc.len() as u64, 4096, 0, 0]),
+        &mut m,
+    );
+    let over = p.handle(&call(MEM_FRAG_TX, &[r.regs[1], r.regs[2], 4096, 0]), &mut m);
+    assert!(is_error(&over, FfaError::InvalidParameters));
+    assert!(is_error(
+        &p.handle(&call(MEM_FRAG_TX, &[r.regs[1], r.regs[2], 16, 0]), &mut m),
+        FfaError::InvalidParameters
+    ));
+}
+
+#[test]
+fn an_spmc_refusal_rolls_everything_back() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let mut desc = linux_share(&[(0x4003_0000, 4)], FfaVersion::V1_1);
+    desc[2] = 0;
+    m.fail_next = Some(FfaError::NoMemory);
+    assert!(is_error(
+        &send(&p, &mut m, MEM_LEND_32, &desc),
+        FfaError::NoMemory
+    ));
+    assert!(m.unmapped.is_empty(), "the lend was undone");
+    assert_eq!(p.live_handles(), 0);
+    let h = handle_of(&send(&p, &mut m, MEM_LEND_32, &desc));
+    assert!(is_success(&reclaim(&p, &mut m, h)));
+    // Also when it fails half way through a fragmented send.
+    let cs: Vec<(u64, u32)> = (0..600).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let big = linux_share(&cs, FfaVersion::V1_1);
+    m.fail_next = Some(FfaError::Aborted);
+    assert!(is_error(
+        &send(&p, &mut m, MEM_SHARE_64, &big),
+        FfaError::Aborted
+    ));
+    handle_of(&send(&p, &mut m, MEM_SHARE_64, &big));
+}
+
+#[test]
+fn buffers_and_shared_pages_never_mix() {
+    let (p, mut m) = setup(FfaVersion::V1_2);
+    p.handle(&call(abi::FFA_VERSION, &[V1_1]), &mut m);
+    assert!(is_success(
+        &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
+    ));
+    let d = linux_share(&[(0x4005_0000, 1)], FfaVersion::V1_1);
+    let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &d));
+    assert!(is_success(&p.handle(&call(RXTX_UNMAP, &[0]), &mut m)));
+    // The shared page cannot become a buffer.
+    let r = p.handle(&call(RXTX_MAP_64, &[0x4005_0000, HOST_RX, 1]), &mut m);
+    assert!(is_error(&r, FfaError::Denied));
+    assert!(is_success(
+        &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
+    ));
+    assert!(is_success(&reclaim(&p, &mut m, h)));
+    // Without buffers there is nothing to send from.
+    assert!(is_success(&p.handle(&call(RXTX_UNMAP, &[0]), &mut m)));
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[96, 96, 0, 0]), &mut m),
+        FfaError::Denied
+    ));
+}
+
+#[test]
+fn descriptors_larger_than_warden_buffers_fail_cleanly() {
+    // One-page buffers at the SPMC: a 700-constituent descriptor cannot be accepted by an
+    // SPMC that needs it whole in its buffer; the refusal leaves nothing behind.
+    let (p, mut m) = setup_pages(FfaVersion::V1_2, 1);
+    p.handle(&call(abi::FFA_VERSION, &[V1_1]), &mut m);
+    assert!(is_success(
+        &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
+    ));
+    let cs: Vec<(u64, u32)> = (0..700).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let desc = linux_share(&cs, FfaVersion::V1_1);
+    assert!(is_error(
+        &send(&p, &mut m, MEM_SHARE_64, &desc),
+        FfaError::InvalidParameters
+    ));
+    assert_eq!(p.live_handles(), 0);
+    handle_of(&send(
+        &p,
+        &mut m,
+        MEM_SHARE_64,
+        &linux_share(&cs[..100], FfaVersion::V1_1),
+    ));
 }

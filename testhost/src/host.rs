@@ -63,6 +63,7 @@ macro_rules! say {
 }
 
 mod ffa_checks;
+mod mem_checks;
 
 pub(crate) fn smc(fid: u32, args: &[u64]) -> [u64; 18] {
     let mut a = [0u64; 17];
@@ -124,7 +125,7 @@ impl Report {
 }
 
 /// A 64-bit load that may fault; returns the syndrome the vector recorded (0 if none).
-fn probe(addr: u64, write: bool) -> (u64, u64) {
+pub(crate) fn probe(addr: u64, write: bool) -> (u64, u64) {
     // SAFETY: the fault record is only written by this CPU's vector, synchronously.
     unsafe { (&raw mut testhost_last_fault).write([0, 0]) };
     // SAFETY: the access may fault; the vector records it and skips the instruction, so
@@ -206,6 +207,25 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         .and_then(|f| f.chosen().bootargs().map(ffa_version_arg))
         .unwrap_or(0x1_0002);
     ffa_checks::run(&mut r, version, warden_range(&tree));
+    // Scratch RAM for sharing: 16 MiB, 256 MiB into the host's first RAM range.
+    let scratch = platform.memory.first().and_then(|m| {
+        let start = m.start + 0x1000_0000;
+        (start + 0x100_0000 <= m.end).then(|| Range::new(start, start + 0x100_0000))
+    });
+    match scratch {
+        Some(s) => mem_checks::run(
+            &mut r,
+            version,
+            ffa_checks::buffers().0,
+            s,
+            warden_range(&tree),
+        ),
+        None => r.check(
+            "scratch RAM for sharing",
+            false,
+            format_args!("RAM too small"),
+        ),
+    }
 
     let v = hvc(WARDEN_HVC_VERSION)[0];
     r.check("warden HVC version", v == 0x1_0000, format_args!("{v:#x}"));

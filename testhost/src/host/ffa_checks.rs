@@ -20,7 +20,6 @@ const FFA_PARTITION_INFO_GET: u32 = 0x8400_0068;
 const FFA_ID_GET: u32 = 0x8400_0069;
 const FFA_DIRECT_REQ_32: u32 = 0x8400_006f;
 const FFA_DIRECT_RESP_32: u64 = 0x8400_0070;
-const FFA_MEM_SHARE_64: u32 = 0xc400_0073;
 const FFA_SPM_ID_GET: u32 = 0x8400_0085;
 const FFA_MSG_SEND2: u32 = 0x8400_0086;
 const FFA_DIRECT_REQ2: u32 = 0xc400_008d;
@@ -44,7 +43,7 @@ const OPTEE_UUID: [u8; 16] = [
 struct Buffers([u8; 3 * 4096]);
 static mut BUFFERS: Buffers = Buffers([0; 3 * 4096]);
 
-fn buffers() -> (u64, u64) {
+pub(crate) fn buffers() -> (u64, u64) {
     let base = &raw const BUFFERS as u64;
     (base, base + 4096)
 }
@@ -326,7 +325,11 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
         (0x8400_00ffu32, "unknown FF-A function"),
         (0xc400_0063, "64-bit FFA_VERSION"),
         (FFA_MSG_SEND2, "MSG_SEND2 (not mediated)"),
-        (FFA_MEM_SHARE_64, "MEM_SHARE (not yet proxied)"),
+        (0xc400_0071, "MEM_DONATE (the host never gives memory away)"),
+        (
+            0xc400_0074,
+            "MEM_RETRIEVE_REQ (the host is never a borrower)",
+        ),
     ] {
         expect_error(r, what, &smc(fid, &[]), NOT_SUPPORTED);
         let feat = smc(FFA_FEATURES, &[fid as u64]);

@@ -1,0 +1,325 @@
+//! Memory sharing through warden against the real OP-TEE: share, lend and reclaim, in the
+//! host's descriptor layout, small and in fragments, and the hostile cases.
+
+use warden::ffa::memory::{Constituent, MemTransaction, Receiver};
+use warden::ffa::version::FfaVersion;
+use warden::platform::memmap::Range;
+
+use super::{Report, probe, smc};
+
+const FFA_ERROR: u64 = 0x8400_0060;
+const FFA_SUCCESS_32: u64 = 0x8400_0061;
+const FFA_DIRECT_REQ_32: u32 = 0x8400_006f;
+const FFA_MEM_SHARE_64: u32 = 0xc400_0073;
+const FFA_MEM_LEND_64: u32 = 0xc400_0072;
+const FFA_MEM_RECLAIM: u32 = 0x8400_0077;
+const FFA_MEM_FRAG_RX: u64 = 0x8400_007a;
+const FFA_MEM_FRAG_TX: u32 = 0x8400_007b;
+const INVALID_PARAMETERS: i32 = -2;
+const BUSY: i32 = -4;
+const DENIED: i32 = -6;
+const OPTEE_ID: u16 = 0x8001;
+/// OP-TEE's FF-A ABI (optee_ffa.h): a yielding call whose argument struct lives in
+/// shared memory named by its handle (w4/w5) and offset (w6), and the release of it.
+const OPTEE_FFA_YIELDING_CALL_WITH_ARG: u64 = 1 << 31;
+const OPTEE_FFA_UNREGISTER_SHM: u64 = 3;
+const PAGE: u64 = 4096;
+
+fn error_of(r: &[u64; 18]) -> Option<i32> {
+    (r[0] == FFA_ERROR).then_some(r[2] as u32 as i32)
+}
+
+fn desc(version: FfaVersion, ranges: &[(u64, u32)], lend: bool) -> alloc::vec::Vec<u8> {
+    MemTransaction {
+        sender: 0,
+        // Normal memory, write-back, inner shareable, as Linux shares; a lend leaves it
+        // to the borrower.
+        attributes: if lend { 0 } else { 0x2f },
+        flags: 0,
+        tag: 0,
+        receivers: alloc::vec![Receiver {
+            id: OPTEE_ID,
+            permissions: 2,
+            impdef: [0; 16]
+        }],
+        total_pages: ranges.iter().map(|r| r.1).sum(),
+        constituents: ranges
+            .iter()
+            .map(|&(address, pages)| Constituent { address, pages })
+            .collect(),
+    }
+    .emit(version)
+}
+
+/// Sends `d` through the TX buffer, fragmenting at one page as Linux does.
+fn send(fid: u32, d: &[u8], tx: u64) -> [u64; 18] {
+    let first = d.len().min(PAGE as usize);
+    write(tx, &d[..first]);
+    let mut r = smc(fid, &[d.len() as u64, first as u64, 0, 0]);
+    let mut sent = first;
+    while r[0] == FFA_MEM_FRAG_RX && sent < d.len() {
+        let n = (d.len() - sent).min(PAGE as usize);
+        write(tx, &d[sent..sent + n]);
+        r = smc(FFA_MEM_FRAG_TX, &[r[1], r[2], n as u64, 0]);
+        sent += n;
+    }
+    r
+}
+
+fn write(pa: u64, data: &[u8]) {
+    // SAFETY: `pa` is the host's own TX buffer or scratch RAM, identity-mapped normal.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
+}
+
+fn read_u32(pa: u64) -> u32 {
+    // SAFETY: host RAM, identity-mapped normal, 4-byte aligned.
+    unsafe { (pa as *const u32).read_volatile() }
+}
+
+fn handle_of(r: &[u64; 18]) -> Option<u64> {
+    (r[0] == FFA_SUCCESS_32).then_some(r[2] as u32 as u64 | (r[3] as u32 as u64) << 32)
+}
+
+fn reclaim(h: u64) -> [u64; 18] {
+    smc(FFA_MEM_RECLAIM, &[h & 0xffff_ffff, h >> 32, 0])
+}
+
+pub fn run(r: &mut Report, version: u32, tx: u64, scratch: Range, warden: Option<Range>) {
+    let v = FfaVersion::decode(version).unwrap_or(FfaVersion::V1_2);
+    let page = scratch.start;
+
+    // One page, and OP-TEE uses it: an optee_msg_arg asking to close a session that does
+    // not exist (OPTEE_MSG_CMD_CLOSE_SESSION, no parameters). OP-TEE reads it through the
+    // handle and writes its answer (ret, ret_origin = TEE_ORIGIN_TEE) into the page.
+    let arg = [2u32, 0, 0x1234, 0, 0, 0x5a5a_5a5a, 0x5a5a_5a5a, 0];
+    let bytes: alloc::vec::Vec<u8> = arg.iter().flat_map(|w| w.to_le_bytes()).collect();
+    write(page, &bytes);
+    let share = send(FFA_MEM_SHARE_64, &desc(v, &[(page, 1)], false), tx);
+    let h = handle_of(&share);
+    r.check(
+        "MEM_SHARE of one page",
+        h.is_some(),
+        format_args!("{:#x} {:?}", share[0], error_of(&share)),
+    );
+    let h = h.unwrap_or(0);
+    say!("testhost: shared {page:#x} as handle {h:#x}");
+    let call = smc(
+        FFA_DIRECT_REQ_32,
+        &[
+            OPTEE_ID as u64,
+            0,
+            OPTEE_FFA_YIELDING_CALL_WITH_ARG,
+            h & 0xffff_ffff,
+            h >> 32,
+            0,
+        ],
+    );
+    let ret = read_u32(page + 20);
+    let origin = read_u32(page + 24);
+    say!(
+        "testhost: OP-TEE call with the shared arg: x0 {:#x} w3 {:#x} w4 {:#x}; arg.ret {ret:#x}",
+        call[0],
+        call[3],
+        call[4]
+    );
+    r.check(
+        "OP-TEE reads and writes the shared page",
+        call[0] == 0x8400_0070 && call[3] == 0 && ret != 0x5a5a_5a5a && origin == 3,
+        format_args!(
+            "x0 {:#x} w3 {:#x} ret {ret:#x} origin {origin}",
+            call[0], call[3]
+        ),
+    );
+    let un = smc(
+        FFA_DIRECT_REQ_32,
+        &[
+            OPTEE_ID as u64,
+            0,
+            OPTEE_FFA_UNREGISTER_SHM,
+            h & 0xffff_ffff,
+            h >> 32,
+        ],
+    );
+    r.check(
+        "OP-TEE releases the handle",
+        un[0] == 0x8400_0070 && un[3] == 0,
+        format_args!("x0 {:#x} w3 {:#x}", un[0], un[3]),
+    );
+    let again = send(FFA_MEM_SHARE_64, &desc(v, &[(page, 1)], false), tx);
+    r.check(
+        "sharing a shared page is DENIED",
+        error_of(&again) == Some(DENIED),
+        format_args!("{:?}", error_of(&again)),
+    );
+    let rc = reclaim(h);
+    r.check(
+        "MEM_RECLAIM",
+        rc[0] == FFA_SUCCESS_32,
+        format_args!("{:#x} {:?}", rc[0], error_of(&rc)),
+    );
+    let rc = reclaim(h);
+    r.check(
+        "MEM_RECLAIM twice",
+        error_of(&rc) == Some(INVALID_PARAMETERS),
+        format_args!("{:?}", error_of(&rc)),
+    );
+
+    // Hundreds of constituents: fragments from the host to warden and from warden to
+    // the SPMC. Every other page, so that no two constituents merge.
+    let many: alloc::vec::Vec<(u64, u32)> = (0..400)
+        .map(|i| (page + 0x10_0000 + i * 2 * PAGE, 1))
+        .collect();
+    let d = desc(v, &many, false);
+    let big = send(FFA_MEM_SHARE_64, &d, tx);
+    let hb = handle_of(&big);
+    say!(
+        "testhost: 400 constituents ({} bytes of descriptor): handle {:?}",
+        d.len(),
+        hb
+    );
+    r.check(
+        "MEM_SHARE of 400 constituents in fragments",
+        hb.is_some(),
+        format_args!("{:#x} {:?}", big[0], error_of(&big)),
+    );
+    let rc = reclaim(hb.unwrap_or(0));
+    r.check(
+        "MEM_RECLAIM of the large share",
+        rc[0] == FFA_SUCCESS_32,
+        format_args!("{:?}", error_of(&rc)),
+    );
+    // One contiguous range of 2048 pages (8 MiB) in one constituent.
+    let large = send(
+        FFA_MEM_SHARE_64,
+        &desc(v, &[(page + 0x40_0000, 2048)], false),
+        tx,
+    );
+    r.check(
+        "MEM_SHARE of 2048 contiguous pages",
+        handle_of(&large).is_some(),
+        format_args!("{:?}", error_of(&large)),
+    );
+    if let Some(h) = handle_of(&large) {
+        let rc = reclaim(h);
+        r.check(
+            "MEM_RECLAIM of 2048 pages",
+            rc[0] == FFA_SUCCESS_32,
+            format_args!("{:?}", error_of(&rc)),
+        );
+    }
+
+    // Lend: the host loses access until reclaim.
+    let lent_page = page + PAGE;
+    let lend = send(FFA_MEM_LEND_64, &desc(v, &[(lent_page, 1)], true), tx);
+    let hl = handle_of(&lend);
+    r.check(
+        "MEM_LEND of one page",
+        hl.is_some(),
+        format_args!("{:#x} {:?}", lend[0], error_of(&lend)),
+    );
+    let (esr, far) = probe(lent_page, false);
+    r.check(
+        "a lent page faults in the host",
+        esr >> 26 == 0x25 && far == lent_page,
+        format_args!("ESR {esr:#x} FAR {far:#x}"),
+    );
+    let (esr, _) = probe(page, true);
+    r.check(
+        "its neighbour does not",
+        esr == 0,
+        format_args!("ESR {esr:#x}"),
+    );
+    let rc = reclaim(hl.unwrap_or(0));
+    r.check(
+        "MEM_RECLAIM of the lend",
+        rc[0] == FFA_SUCCESS_32,
+        format_args!("{:?}", error_of(&rc)),
+    );
+    let (esr, _) = probe(lent_page, true);
+    r.check(
+        "the reclaimed page is the host's again",
+        esr == 0,
+        format_args!("ESR {esr:#x}"),
+    );
+
+    // Hostile cases: each refused, nothing left behind.
+    let mut hostile = |name: &str, d: &[u8], want: i32| {
+        let x = send(FFA_MEM_SHARE_64, d, tx);
+        r.check(
+            name,
+            error_of(&x) == Some(want),
+            format_args!("x0 {:#x} {:?}", x[0], error_of(&x)),
+        );
+    };
+    if let Some(w) = warden {
+        hostile(
+            "MEM_SHARE of warden memory",
+            &desc(v, &[(w.start, 1)], false),
+            DENIED,
+        );
+    }
+    hostile(
+        "MEM_SHARE of MMIO",
+        &desc(v, &[(0x0900_0000, 1)], false),
+        DENIED,
+    );
+    hostile(
+        "MEM_SHARE of the host's TX buffer",
+        &desc(v, &[(tx, 1)], false),
+        DENIED,
+    );
+    hostile(
+        "overlapping constituents",
+        &desc(v, &[(page, 2), (page + PAGE, 1)], false),
+        INVALID_PARAMETERS,
+    );
+    let mut lying = desc(v, &[(page, 1)], false);
+    let n = lying.len();
+    lying[n - 16 - 12] = 2; // the composite's address-range count says 2
+    hostile("a lying range count", &lying, INVALID_PARAMETERS);
+    let mut spoofed = desc(v, &[(page, 1)], false);
+    spoofed[0] = 0x05;
+    hostile("a spoofed sender", &spoofed, INVALID_PARAMETERS);
+    let rc = reclaim(0xdead_beef);
+    r.check(
+        "reclaim of a handle the host never had",
+        error_of(&rc) == Some(INVALID_PARAMETERS),
+        format_args!("{:?}", error_of(&rc)),
+    );
+
+    // A fragment stream that stops half way, then is abandoned.
+    let d = desc(v, &many, false);
+    write(tx, &d[..PAGE as usize]);
+    let first = smc(FFA_MEM_SHARE_64, &[d.len() as u64, PAGE, 0, 0]);
+    r.check(
+        "first fragment asks for more",
+        first[0] == FFA_MEM_FRAG_RX && first[3] == PAGE,
+        format_args!("{:#x} {}", first[0], first[3]),
+    );
+    let busy = send(FFA_MEM_SHARE_64, &desc(v, &[(page, 1)], false), tx);
+    r.check(
+        "another share meanwhile is BUSY",
+        error_of(&busy) == Some(BUSY),
+        format_args!("{:?}", error_of(&busy)),
+    );
+    let gone = reclaim(first[1] as u32 as u64 | (first[2] as u32 as u64) << 32);
+    r.check(
+        "reclaim abandons the half-sent transaction",
+        gone[0] == FFA_SUCCESS_32,
+        format_args!("{:?}", error_of(&gone)),
+    );
+    let ok = send(FFA_MEM_SHARE_64, &desc(v, &[(page, 1)], false), tx);
+    r.check(
+        "warden shares again afterwards",
+        handle_of(&ok).is_some(),
+        format_args!("{:?}", error_of(&ok)),
+    );
+    if let Some(h) = handle_of(&ok) {
+        let rc = reclaim(h);
+        r.check(
+            "and reclaims",
+            rc[0] == FFA_SUCCESS_32,
+            format_args!("{:?}", error_of(&rc)),
+        );
+    }
+}
