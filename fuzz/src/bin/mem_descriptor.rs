@@ -1,0 +1,29 @@
+//! Memory transaction descriptors from a hostile host: parsing never panics, and whatever
+//! parses re-emits in every layout and parses back to the same transaction.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use warden::ffa::memory::{self, MemOp};
+use warden::ffa::version::FfaVersion;
+use warden::platform::memmap::Range;
+
+const VERSIONS: [FfaVersion; 3] = [FfaVersion::V1_0, FfaVersion::V1_1, FfaVersion::V1_2];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, desc)) = data.split_first() else { return };
+    let version = VERSIONS[(sel % 3) as usize];
+    let op = if sel & 0x80 != 0 { MemOp::Lend } else { MemOp::Share };
+    let Ok(t) = memory::parse(desc, version, op) else { return };
+    let ram = |r: Range| r.start >= 0x4000_0000 && r.end <= 0x8000_0000;
+    let _ = t.validate_for_host(0, |id| id & 0x8000 != 0, ram);
+    for to in VERSIONS {
+        let out = t.emit(to);
+        let back = memory::parse(&out, to, op).expect("warden's own output parses");
+        assert_eq!(back, t);
+        let off = t.constituents_offset(to);
+        let frags = memory::fragments(out.len(), off, 4096);
+        assert_eq!(frags.first().map(|f| f.0), Some(0));
+        assert_eq!(frags.last().map(|f| f.1), Some(out.len()));
+        assert!(frags.windows(2).all(|w| w[0].1 == w[1].0));
+    }
+});
