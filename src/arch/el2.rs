@@ -60,6 +60,21 @@ pub fn init_cpu(cpu: usize, s2_root: u64, vtcr: u64) {
             core::arch::asm!("msr s3_4_c1_c2_0, {}", "isb", in(reg) 0xfu64, options(nostack))
         };
     }
+    // Registers whose reset values are UNKNOWN and that firmware leaves alone when it
+    // enters a hypervisor at EL2 (TF-A only sets them up when EL2 is unused): no
+    // fine-grained traps (FEAT_FGT), no extended HCR controls (FEAT_HCX).
+    if (ID_AA64MMFR0_EL1.get() >> 56) & 0xf != 0 {
+        HFGRTR_EL2.set(0);
+        HFGWTR_EL2.set(0);
+        HFGITR_EL2.set(0);
+        HDFGRTR_EL2.set(0);
+        HDFGWTR_EL2.set(0);
+    }
+    if (ID_AA64MMFR1_EL1.get() >> 40) & 0xf != 0 {
+        // SAFETY: HCRX_EL2 exists when ID_AA64MMFR1_EL1.HCX is non-zero; zero enables
+        // no extension and traps nothing.
+        unsafe { core::arch::asm!("msr s3_4_c1_c2_2, xzr", "isb", options(nostack)) };
+    }
     VTCR_EL2.set(vtcr);
     VTTBR_EL2.set(s2_root);
     HCR_EL2.set(HCR_HOST);
