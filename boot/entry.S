@@ -5,6 +5,8 @@
 .global _start
 _start:
     // x0 = DTB pointer (Linux arm64 boot protocol; TF-A with ARM_LINUX_KERNEL_AS_BL33).
+    // The counter first, for the boot-cost figure (warden's HVC WARDEN_BOOT_TIMES).
+    mrs     x20, cntpct_el0
     msr     daifset, #0xf
     mrs     x9, CurrentEL
     ubfx    x9, x9, #2, #2
@@ -27,7 +29,8 @@ _start:
 2:
     mov     x1, #0
     bl      .Lset_stack
-    // x0 still holds the DTB.
+    // x0 still holds the DTB; x1 = the counter at entry.
+    mov     x1, x20
     bl      warden_primary_main
     b       .Lpark
 

@@ -5,15 +5,38 @@ use crate::smccc::{FunctionId, NOT_SUPPORTED};
 
 /// Returns warden's interface version in w0 (major in [31:16], minor in [15:0]).
 pub const WARDEN_VERSION: u32 = 0x8600_0000;
-pub const INTERFACE_VERSION: u64 = 0x0001_0000;
+/// Returns x0 = 0, x1 = FF-A calls served, x2 = of which ended in FFA_ERROR, x3 = memory
+/// handles the host holds; and prints the per-function table on warden's console.
+pub const WARDEN_COUNTERS: u32 = 0x8600_0001;
+/// Returns x0 = 0, x1 = the physical counter (CNTPCT_EL0) at warden's first instruction,
+/// x2 = at the host's entry, for measuring boot cost (under QEMU's -icount the counter
+/// is a clock of instructions).
+pub const WARDEN_BOOT_TIMES: u32 = 0x8600_0002;
+pub const INTERFACE_VERSION: u64 = 0x0001_0001;
 
-/// Answers a host HVC: x0 carries the result, other registers are returned unchanged.
-pub fn handle(regs: &[u64; 18]) -> [u64; 18] {
+/// What answers to warden's HVCs need from the runtime.
+pub trait WardenInfo {
+    /// (FF-A calls, FF-A errors, live memory handles); also prints the table.
+    fn counters(&self) -> (u64, u64, u64);
+    /// (counter at warden's entry, counter at the host's entry).
+    fn boot_times(&self) -> (u64, u64);
+}
+
+/// Answers a host HVC: results in x0-x3, other registers are returned unchanged.
+pub fn handle(regs: &[u64; 18], info: &impl WardenInfo) -> [u64; 18] {
     let mut out = *regs;
-    out[0] = match FunctionId::from_reg(regs[0]).0 {
-        WARDEN_VERSION => INTERFACE_VERSION,
-        _ => NOT_SUPPORTED,
-    };
+    match FunctionId::from_reg(regs[0]).0 {
+        WARDEN_VERSION => out[0] = INTERFACE_VERSION,
+        WARDEN_COUNTERS => {
+            let (calls, errors, handles) = info.counters();
+            out[..4].copy_from_slice(&[0, calls, errors, handles]);
+        }
+        WARDEN_BOOT_TIMES => {
+            let (entry, host) = info.boot_times();
+            out[..3].copy_from_slice(&[0, entry, host]);
+        }
+        _ => out[0] = NOT_SUPPORTED,
+    }
     out
 }
 
@@ -21,14 +44,31 @@ pub fn handle(regs: &[u64; 18]) -> [u64; 18] {
 mod tests {
     use super::*;
 
+    struct Info;
+    impl WardenInfo for Info {
+        fn counters(&self) -> (u64, u64, u64) {
+            (10, 2, 1)
+        }
+        fn boot_times(&self) -> (u64, u64) {
+            (100, 200)
+        }
+    }
+
     #[test]
-    fn version_and_unknown() {
+    fn calls_and_unknown() {
         let mut regs = [0u64; 18];
         regs[0] = WARDEN_VERSION as u64;
-        assert_eq!(handle(&regs)[0], INTERFACE_VERSION);
-        regs[0] = 0x8600_0001;
-        assert_eq!(handle(&regs)[0], NOT_SUPPORTED);
+        assert_eq!(handle(&regs, &Info)[0], INTERFACE_VERSION);
+        regs[0] = WARDEN_COUNTERS as u64;
+        assert_eq!(&handle(&regs, &Info)[..4], &[0, 10, 2, 1]);
+        regs[0] = WARDEN_BOOT_TIMES as u64;
+        assert_eq!(&handle(&regs, &Info)[..3], &[0, 100, 200]);
+        regs[0] = 0x8600_0003;
+        regs[5] = 5;
+        let out = handle(&regs, &Info);
+        assert_eq!(out[0], NOT_SUPPORTED);
+        assert_eq!(out[5], 5);
         regs[0] = 0;
-        assert_eq!(handle(&regs)[0], NOT_SUPPORTED);
+        assert_eq!(handle(&regs, &Info)[0], NOT_SUPPORTED);
     }
 }

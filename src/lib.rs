@@ -11,6 +11,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod counters;
 pub mod ffa;
 pub mod hvc;
 pub mod platform;

@@ -27,6 +27,11 @@ pub fn is_psci(fid: FunctionId) -> bool {
     (0x8400_0000..=0x8400_001f).contains(&base)
 }
 
+/// SYSTEM_OFF, SYSTEM_RESET and SYSTEM_RESET2: the last call the host makes.
+pub fn ends_the_system(fid: FunctionId) -> bool {
+    matches!(fid.0 & !(1 << 30), SYSTEM_OFF | SYSTEM_RESET | 0x8400_0012)
+}
+
 /// Where a PSCI call keeps its entry point and context ID, if it has them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryPoint {

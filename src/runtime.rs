@@ -15,6 +15,8 @@ use crate::arch::esr::{self, ExceptionClass, Injection};
 use crate::arch::frame::TrapFrame;
 use crate::arch::mmu::{self, ImageLayout};
 use crate::arch::stage2::{self, HostStage2};
+use crate::counters::Counters;
+use crate::ffa::abi::FFA_ERROR;
 use crate::ffa::abi::{FfaError, Regs};
 use crate::ffa::proxy::{FfaProxy, ProxyEnv, Width};
 use crate::hvc;
@@ -24,6 +26,7 @@ use crate::platform::host_dt;
 use crate::platform::memmap::{self, Range};
 use crate::psci::HostEntry;
 use crate::router::{self, CpuTopology, FfaService, SecureMonitor};
+use crate::smccc::FunctionId;
 
 pub const BANNER: &str = concat!(
     "warden ",
@@ -126,8 +129,11 @@ const OWN_BUFFER_PAGES: usize = 16;
 static mut OWN_TX: Page = Page([0; OWN_BUFFER_PAGES * 4096]);
 static mut OWN_RX: Page = Page([0; OWN_BUFFER_PAGES * 4096]);
 
-/// Stage-2 faults taken from the host so far.
-static HOST_ABORTS: AtomicU64 = AtomicU64::new(0);
+/// What warden has done for the host (see `counters`).
+static COUNTERS: Counters = Counters::new();
+/// CNTPCT_EL0 at warden's first instruction and at the host's first entry.
+static BOOT_ENTRY: AtomicU64 = AtomicU64::new(0);
+static BOOT_HOST: AtomicU64 = AtomicU64::new(0);
 
 /// Referenced from `main.rs` so that the linker keeps this module.
 pub fn link() {}
@@ -144,7 +150,8 @@ fn park() -> ! {
 
 /// The boot CPU, from `boot/entry.S`, with the MMU off and `dtb` from the firmware.
 #[unsafe(no_mangle)]
-extern "C" fn warden_primary_main(dtb: usize) -> ! {
+extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
+    BOOT_ENTRY.store(entry_counter, Ordering::Relaxed);
     TPIDR_EL2.set(0);
     // SAFETY: first thing on the boot CPU; the image and DT blocks become normal memory.
     unsafe { mmu::enable_early(&[image::whole().start, dtb as u64]) };
@@ -227,6 +234,7 @@ extern "C" fn warden_primary_main(dtb: usize) -> ! {
         kernel.range.len() / 1024,
         shared.platform.cpus.len()
     );
+    BOOT_HOST.store(CNTPCT_EL0.get(), Ordering::Relaxed);
     enter_host(
         0,
         HostEntry {
@@ -468,11 +476,28 @@ fn host_sync(frame: &mut TrapFrame) {
                 },
             };
             let topology = Topology(&shared.platform);
-            let reply = router::handle_smc(&frame.smccc_regs(), &mut El3, &topology, &mut ffa);
+            let regs = frame.smccc_regs();
+            let fid = FunctionId::from_reg(regs[0]);
+            let route = router::classify(fid);
+            if route == router::Route::Psci && crate::psci::ends_the_system(fid) {
+                print_counters(shared);
+            }
+            let reply = router::handle_smc(&regs, &mut El3, &topology, &mut ffa);
+            match route {
+                router::Route::Ffa => COUNTERS.ffa(fid.0, reply.regs[0] == FFA_ERROR as u64),
+                router::Route::Psci => {
+                    COUNTERS.psci_calls.fetch_add(1, Ordering::Relaxed);
+                }
+                router::Route::Refused => {
+                    COUNTERS.smc_refused.fetch_add(1, Ordering::Relaxed);
+                }
+                router::Route::SmcccArch => {}
+            }
             frame.set_smccc_results(&reply.regs, reply.count);
         }
         ExceptionClass::Hvc64 => {
-            let out = hvc::handle(&frame.smccc_regs());
+            COUNTERS.hvc_calls.fetch_add(1, Ordering::Relaxed);
+            let out = hvc::handle(&frame.smccc_regs(), &Info(shared));
             frame.set_smccc_results(&out, 4);
         }
         ExceptionClass::DataAbortLower | ExceptionClass::InstructionAbortLower => {
@@ -485,6 +510,38 @@ fn host_sync(frame: &mut TrapFrame) {
             );
             inject(frame, Injection::Undefined);
         }
+    }
+}
+
+/// Answers for warden's HVC interface.
+struct Info<'a>(&'a Shared);
+
+impl hvc::WardenInfo for Info<'_> {
+    fn counters(&self) -> (u64, u64, u64) {
+        print_counters(self.0);
+        let (calls, errors) = COUNTERS.ffa_totals();
+        (calls, errors, self.0.ffa.live_handles() as u64)
+    }
+    fn boot_times(&self) -> (u64, u64) {
+        (
+            BOOT_ENTRY.load(Ordering::Relaxed),
+            BOOT_HOST.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn print_counters(shared: &Shared) {
+    let (calls, errors) = COUNTERS.ffa_totals();
+    info!(
+        "counters: FF-A calls {calls} (errors {errors}), PSCI {}, refused SMCs {}, stage-2 faults {}, HVCs {}, live memory handles {}",
+        COUNTERS.psci_calls.load(Ordering::Relaxed),
+        COUNTERS.smc_refused.load(Ordering::Relaxed),
+        COUNTERS.host_aborts.load(Ordering::Relaxed),
+        COUNTERS.hvc_calls.load(Ordering::Relaxed),
+        shared.ffa.live_handles()
+    );
+    for (n, c, e) in COUNTERS.ffa_by_function() {
+        info!("counters: FF-A function {n:#04x}: {c} call(s), {e} error(s)");
     }
 }
 
@@ -507,7 +564,7 @@ fn host_abort(frame: &mut TrapFrame, esr: u64) {
     };
     // A host that keeps faulting (say, with no vectors of its own) must not flood the
     // console: report the first few, then one in 4096.
-    let n = HOST_ABORTS.fetch_add(1, Ordering::Relaxed);
+    let n = COUNTERS.host_aborts.fetch_add(1, Ordering::Relaxed);
     if n < 16 || n.is_multiple_of(4096) {
         warn!(
             "host {what} of IPA {ipa:#x} at PC {:#x} refused: not host memory; external abort injected (#{})",
