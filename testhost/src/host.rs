@@ -63,6 +63,7 @@ macro_rules! say {
 }
 
 mod ffa_checks;
+mod hostile;
 mod mem_checks;
 
 pub(crate) fn smc(fid: u32, args: &[u64]) -> [u64; 18] {
@@ -98,6 +99,14 @@ fn enable_mmu() {
             sctlr = in(reg) 0x30d0_0800u64 | 1 | 1 << 2 | 1 << 12,
         )
     };
+}
+
+fn cntpct() -> u64 {
+    let c: u64;
+    // SAFETY: reading the physical counter has no side effects (EL1 access enabled by
+    // warden's CNTHCTL_EL2).
+    unsafe { asm!("mrs {}, cntpct_el0", out(reg) c) };
+    c
 }
 
 fn current_el() -> u64 {
@@ -307,6 +316,24 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
     ffa_checks::still_served(&mut r);
 
     smp_checks(&mut r, &platform);
+
+    // The hostile host, seeded from the counter so that runs differ; the seed is printed
+    // and `hostile=<seed>` on the command line replays one.
+    let seed = fdt::Fdt::new(&tree)
+        .ok()
+        .and_then(|f| {
+            f.chosen().bootargs().and_then(|a| {
+                a.split_whitespace()
+                    .find_map(|w| w.strip_prefix("hostile="))
+                    .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+            })
+        })
+        .unwrap_or_else(cntpct);
+    let warden_at = warden_range(&tree).map_or(0x6000_0000, |w| w.start);
+    let uart = UART.load(Ordering::Relaxed);
+    hostile::run(&mut r, seed, warden_at, uart, &|| {
+        hostile::correct_calls_work(0x8001)
+    });
 
     // warden's own account of this run: FF-A calls counted, and every memory handle the
     // host created has been reclaimed.
