@@ -14,6 +14,8 @@ pub struct Counters {
     pub psci_calls: AtomicU64,
     pub smc_refused: AtomicU64,
     pub host_aborts: AtomicU64,
+    /// Host faults on its own memory during a lend's break-before-make, retried.
+    pub bbm_retries: AtomicU64,
     pub hvc_calls: AtomicU64,
 }
 
@@ -25,6 +27,7 @@ impl Counters {
             psci_calls: AtomicU64::new(0),
             smc_refused: AtomicU64::new(0),
             host_aborts: AtomicU64::new(0),
+            bbm_retries: AtomicU64::new(0),
             hvc_calls: AtomicU64::new(0),
         }
     }

@@ -533,10 +533,11 @@ impl hvc::WardenInfo for Info<'_> {
 fn print_counters(shared: &Shared) {
     let (calls, errors) = COUNTERS.ffa_totals();
     info!(
-        "counters: FF-A calls {calls} (errors {errors}), PSCI {}, refused SMCs {}, stage-2 faults {}, HVCs {}, live memory handles {}",
+        "counters: FF-A calls {calls} (errors {errors}), PSCI {}, refused SMCs {}, stage-2 faults {} (+{} retried during lends), HVCs {}, live memory handles {}",
         COUNTERS.psci_calls.load(Ordering::Relaxed),
         COUNTERS.smc_refused.load(Ordering::Relaxed),
         COUNTERS.host_aborts.load(Ordering::Relaxed),
+        COUNTERS.bbm_retries.load(Ordering::Relaxed),
         COUNTERS.hvc_calls.load(Ordering::Relaxed),
         shared.ffa.live_handles()
     );
@@ -555,6 +556,7 @@ fn host_abort(frame: &mut TrapFrame, esr: u64) {
     if let Some(shared) = SHARED.get()
         && shared.stage2.lock().host_may_access(ipa)
     {
+        COUNTERS.bbm_retries.fetch_add(1, Ordering::Relaxed);
         return;
     }
     let (kind, what) = match ExceptionClass::from_esr(esr) {

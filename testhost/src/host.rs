@@ -65,6 +65,7 @@ macro_rules! say {
 mod ffa_checks;
 mod hostile;
 mod mem_checks;
+mod stress;
 
 pub(crate) fn smc(fid: u32, args: &[u64]) -> [u64; 18] {
     let mut a = [0u64; 17];
@@ -315,6 +316,11 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
     }
     ffa_checks::still_served(&mut r);
 
+    if let Some(s) = scratch {
+        stress::SCRATCH.store(s.start + 0x80_0000, Ordering::Release);
+    }
+    stress::TX.store(ffa_checks::buffers().0, Ordering::Release);
+    stress::VERSION.store(version as u64, Ordering::Release);
     smp_checks(&mut r, &platform);
 
     // The hostile host, seeded from the counter so that runs differ; the seed is printed
@@ -413,12 +419,44 @@ fn smp_checks(r: &mut Report, platform: &PlatformInfo) {
         v == -4,
         format_args!("{v}"),
     );
+
+    // Every other CPU too, then all of them (this one included) run the stress loop.
+    let cpus = platform.cpus.len().min(4);
+    for (slot, &mpidr) in platform.cpus.iter().enumerate().take(cpus).skip(2) {
+        let v = smc(PSCI_CPU_ON_64, &[mpidr, entry, 0x5ec0_0000 | slot as u64])[0];
+        r.check("CPU_ON of another CPU", v == 0, format_args!("{v}"));
+    }
+    stress::worker(0);
+    let mut finished = 0;
+    for _ in 0..200_000_000u64 {
+        finished = stress::DONE[..cpus]
+            .iter()
+            .filter(|d| d.load(Ordering::Acquire) == stress::ITERATIONS)
+            .count();
+        if finished == cpus {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    let failed = stress::FAILED.load(Ordering::Relaxed);
+    say!(
+        "testhost: SMP stress: {finished}/{cpus} CPUs finished {} iterations each, {failed} failed operations",
+        stress::ITERATIONS
+    );
+    r.check(
+        "SMP stress: every CPU finished, nothing failed",
+        finished == cpus && failed == 0,
+        format_args!("{finished}/{cpus}, {failed} failed"),
+    );
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn testhost_secondary(ctx: u64) -> ! {
     enable_mmu();
-    SECONDARY_SEEN.store(ctx << 8 | current_el(), Ordering::Release);
+    if ctx & 3 == 1 {
+        SECONDARY_SEEN.store(ctx << 8 | current_el(), Ordering::Release);
+    }
+    stress::worker((ctx & 3) as usize);
     // Not PSCI CPU_OFF: on this firmware (TF-A 2.12 SPMD + OP-TEE 4.10 SPMC) it returns
     // FFA_ERROR for a CPU whose SPMC context was never started, with the caller's EL1
     // state lost. Parking is enough; SYSTEM_OFF ends everything.

@@ -29,7 +29,7 @@ fn error_of(r: &[u64; 18]) -> Option<i32> {
     (r[0] == FFA_ERROR).then_some(r[2] as u32 as i32)
 }
 
-fn desc(version: FfaVersion, ranges: &[(u64, u32)], lend: bool) -> alloc::vec::Vec<u8> {
+pub(crate) fn desc(version: FfaVersion, ranges: &[(u64, u32)], lend: bool) -> alloc::vec::Vec<u8> {
     MemTransaction {
         sender: 0,
         // Normal memory, write-back, inner shareable, as Linux shares; a lend leaves it
@@ -52,7 +52,7 @@ fn desc(version: FfaVersion, ranges: &[(u64, u32)], lend: bool) -> alloc::vec::V
 }
 
 /// Sends `d` through the TX buffer, fragmenting at one page as Linux does.
-fn send(fid: u32, d: &[u8], tx: u64) -> [u64; 18] {
+pub(crate) fn send(fid: u32, d: &[u8], tx: u64) -> [u64; 18] {
     let first = d.len().min(PAGE as usize);
     write(tx, &d[..first]);
     let mut r = smc(fid, &[d.len() as u64, first as u64, 0, 0]);
@@ -76,11 +76,11 @@ fn read_u32(pa: u64) -> u32 {
     unsafe { (pa as *const u32).read_volatile() }
 }
 
-fn handle_of(r: &[u64; 18]) -> Option<u64> {
+pub(crate) fn handle_of(r: &[u64; 18]) -> Option<u64> {
     (r[0] == FFA_SUCCESS_32).then_some(r[2] as u32 as u64 | (r[3] as u32 as u64) << 32)
 }
 
-fn reclaim(h: u64) -> [u64; 18] {
+pub(crate) fn reclaim(h: u64) -> [u64; 18] {
     smc(FFA_MEM_RECLAIM, &[h & 0xffff_ffff, h >> 32, 0])
 }
 

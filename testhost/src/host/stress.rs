@@ -1,0 +1,62 @@
+//! SMP stress: every CPU runs direct requests and share/lend/reclaim loops at once, on
+//! pages of one 2 MiB block, so that each lend splits a block other CPUs are writing
+//! (break-before-make under load). At the end every handle is reclaimed.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Mutex;
+use warden::ffa::version::FfaVersion;
+
+use super::mem_checks;
+use super::smc;
+
+pub const ITERATIONS: u64 = 200;
+const MAX_CPUS: usize = 4;
+
+/// Set by the boot CPU before it starts the others.
+pub static SCRATCH: AtomicU64 = AtomicU64::new(0);
+pub static TX: AtomicU64 = AtomicU64::new(0);
+pub static VERSION: AtomicU64 = AtomicU64::new(0);
+/// Iterations each CPU completed, and failed operations.
+pub static DONE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+pub static FAILED: AtomicU64 = AtomicU64::new(0);
+/// The host has one TX buffer: like Linux, it serialises its use.
+static TX_LOCK: Mutex<()> = Mutex::new(());
+
+fn fail() {
+    FAILED.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn worker(cpu: usize) {
+    let scratch = SCRATCH.load(Ordering::Acquire);
+    let tx = TX.load(Ordering::Acquire);
+    let v = FfaVersion::decode(VERSION.load(Ordering::Acquire) as u32).unwrap_or(FfaVersion::V1_2);
+    let page = scratch + 0x2000 * cpu as u64;
+    let Some(done) = DONE.get(cpu) else { return };
+    for i in 0..ITERATIONS {
+        let d = smc(0x8400_006f, &[0x8001, 0, 0]);
+        if d[0] != 0x8400_0070 || d[3] != 1 {
+            fail();
+        }
+        // SAFETY: this CPU's own scratch page, host RAM, unless it is lent right now
+        // (it is not: lends are reclaimed before the loop continues).
+        unsafe { (page as *mut u64).write_volatile(i) };
+        if i % 4 == 0 {
+            let lend = i % 8 == 0;
+            let desc = mem_checks::desc(v, &[(page, 1)], lend);
+            let r = {
+                let _tx = TX_LOCK.lock();
+                mem_checks::send(if lend { 0xc400_0072 } else { 0xc400_0073 }, &desc, tx)
+            };
+            match mem_checks::handle_of(&r) {
+                Some(h) => {
+                    if mem_checks::reclaim(h)[0] != 0x8400_0061 {
+                        fail();
+                    }
+                }
+                None => fail(),
+            }
+        }
+        done.store(i + 1, Ordering::Release);
+    }
+}
