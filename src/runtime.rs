@@ -226,7 +226,11 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         ffa,
         platform,
     });
-    let host_dt = hand_dt_to_host(&tree, dtb, warden_mem, kernel.bootargs.as_deref());
+    let boot = host_dt::HostBoot {
+        bootargs: kernel.bootargs.as_deref(),
+        initrd: shared.platform.ramdisk.as_ref().map(|m| m.range),
+    };
+    let host_dt = hand_dt_to_host(&tree, dtb, warden_mem, boot);
     el2::init_cpu(0, shared.stage2.lock().root(), shared.vtcr);
     info!(
         "entering host at EL1: entry {:#x} ({} KiB), x0 = DT {host_dt:#x}, {} CPUs in the DT",
@@ -283,9 +287,12 @@ fn dt_blob(dtb: usize) -> &'static [u8] {
 /// Writes the host's DT (the firmware's `tree` with warden's memory reserved) into the
 /// host DT area and returns its address. If that fails, the host gets the firmware's DT
 /// at `dtb` unchanged: stage-2 still keeps it out of warden's memory.
-fn hand_dt_to_host(tree: &[u8], dtb: usize, warden_mem: Range, bootargs: Option<&str>) -> u64 {
+fn hand_dt_to_host(tree: &[u8], dtb: usize, warden_mem: Range, boot: host_dt::HostBoot) -> u64 {
     let area = image::host_dt();
-    match host_dt::for_host(tree, warden_mem, bootargs) {
+    if let Some(initrd) = boot.initrd {
+        info!("host initramfs at {:#x}..{:#x}", initrd.start, initrd.end);
+    }
+    match host_dt::for_host(tree, warden_mem, boot) {
         Ok(new) if new.len() as u64 <= area.len() => {
             // SAFETY: the host DT area is reserved for this in linker.ld, mapped read-write
             // in warden's stage-1, and `new` fits in it.

@@ -29,13 +29,19 @@ fn cells(value: u64, n: usize) -> Result<Vec<u32>, HostDtError> {
     }
 }
 
+/// What the host is told beyond the firmware's tree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostBoot<'a> {
+    /// The kernel module's command line (Xen's convention), as `/chosen/bootargs`.
+    pub bootargs: Option<&'a str>,
+    /// The initramfs module, as `/chosen/linux,initrd-start` and `linux,initrd-end`
+    /// (Linux's DT binding, Documentation/devicetree/bindings/chosen.txt).
+    pub initrd: Option<Range>,
+}
+
 /// Returns a new blob: `blob` with `reserved` listed under `/reserved-memory` as `no-map`,
-/// and `bootargs` (the kernel module's, Xen's convention) as `/chosen/bootargs`.
-pub fn for_host(
-    blob: &[u8],
-    reserved: Range,
-    bootargs: Option<&str>,
-) -> Result<Vec<u8>, HostDtError> {
+/// and what `boot` says in `/chosen`.
+pub fn for_host(blob: &[u8], reserved: Range, boot: HostBoot) -> Result<Vec<u8>, HostDtError> {
     // Cell sizes come from the existing node when there is one (the firmware's entries
     // stay valid), otherwise a new node uses two cells each.
     let (addr_cells, size_cells) = fdt::Fdt::new(blob)
@@ -71,10 +77,19 @@ pub fn for_host(
     tree.find_node_mut("/reserved-memory")
         .ok_or(HostDtError::BadBlob)?
         .add_child(node);
-    if let Some(args) = bootargs {
-        let chosen = tree.find_node_mut("/chosen").ok_or(HostDtError::BadBlob)?;
+    let chosen = tree.find_node_mut("/chosen").ok_or(HostDtError::BadBlob)?;
+    if let Some(args) = boot.bootargs {
         chosen.remove_property("bootargs");
         chosen.add_property(DeviceTreeProperty::new_unchecked("bootargs", args));
+    }
+    if let Some(initrd) = boot.initrd {
+        for (name, value) in [
+            ("linux,initrd-start", initrd.start),
+            ("linux,initrd-end", initrd.end),
+        ] {
+            chosen.remove_property(name);
+            chosen.add_property(DeviceTreeProperty::new_unchecked(name, value));
+        }
     }
     Ok(tree.to_dtb())
 }
@@ -88,7 +103,11 @@ mod tests {
     #[test]
     fn adds_no_map_node_that_fdt_readers_see() {
         let warden = Range::new(0x6000_0000, 0x6100_0000);
-        let out = for_host(VIRT_DTB, warden, Some("ffa=1.0 quiet")).unwrap();
+        let boot = HostBoot {
+            bootargs: Some("ffa=1.0 quiet"),
+            initrd: Some(Range::new(0x4800_0000, 0x4870_0000)),
+        };
+        let out = for_host(VIRT_DTB, warden, boot).unwrap();
         let fdt = fdt::Fdt::new(&out).unwrap();
         let node = fdt.find_node("/reserved-memory/warden@60000000").unwrap();
         assert!(node.property("no-map").is_some());
@@ -111,7 +130,7 @@ mod tests {
     #[test]
     fn garbage_is_refused() {
         assert_eq!(
-            for_host(&[1, 2, 3], Range::new(0, 0x1000), None),
+            for_host(&[1, 2, 3], Range::new(0, 0x1000), HostBoot::default()),
             Err(HostDtError::BadBlob)
         );
     }

@@ -19,7 +19,14 @@ fuzz_target!(|data: &[u8]| {
     for to in VERSIONS {
         let out = t.emit(to);
         let back = memory::parse(&out, to, op).expect("warden's own output parses");
-        assert_eq!(back, t);
+        // Layouts before v1.2 have no room for the EMADs' implementation-defined bytes.
+        let mut want = t.clone();
+        if to < FfaVersion::V1_2 {
+            for r in &mut want.receivers {
+                r.impdef = [0; 16];
+            }
+        }
+        assert_eq!(back, want);
         let off = t.constituents_offset(to);
         let frags = memory::fragments(out.len(), off, 4096);
         assert_eq!(frags.first().map(|f| f.0), Some(0));
