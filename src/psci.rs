@@ -3,6 +3,17 @@
 //! otherwise start or resume a CPU at EL2 in host code, outside stage-2. warden replaces
 //! the entry point with its own and remembers the host's, so that every CPU passes
 //! through warden's EL2 setup before it enters the host at EL1.
+// Host input must never be able to panic warden: no unwrap/expect/panic and no
+// indexing that can go out of bounds in code that sees host-derived values (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 use crate::smccc::FunctionId;
 
@@ -80,17 +91,35 @@ pub fn relay_entry_point(
     cpu_index: impl Fn(u64) -> Option<usize>,
 ) -> Result<Relayed, u64> {
     let mut out = *regs;
-    let (cpu, entry_reg) = match kind {
-        EntryPoint::CpuOn => (cpu_index(regs[1]).ok_or(INVALID_PARAMETERS)?, 2),
-        EntryPoint::CpuSuspend => (current_cpu, 2),
-        EntryPoint::SelfSuspend => (current_cpu, 1),
+    // Fixed register numbers per call (no computed indexes on host registers).
+    let (cpu, host) = match kind {
+        EntryPoint::CpuOn | EntryPoint::CpuSuspend => {
+            let cpu = match kind {
+                EntryPoint::CpuOn => cpu_index(regs[1]).ok_or(INVALID_PARAMETERS)?,
+                _ => current_cpu,
+            };
+            out[2] = warden_entry;
+            out[3] = cpu as u64;
+            (
+                cpu,
+                HostEntry {
+                    entry: regs[2],
+                    context_id: regs[3],
+                },
+            )
+        }
+        EntryPoint::SelfSuspend => {
+            out[1] = warden_entry;
+            out[2] = current_cpu as u64;
+            (
+                current_cpu,
+                HostEntry {
+                    entry: regs[1],
+                    context_id: regs[2],
+                },
+            )
+        }
     };
-    let host = HostEntry {
-        entry: regs[entry_reg],
-        context_id: regs[entry_reg + 1],
-    };
-    out[entry_reg] = warden_entry;
-    out[entry_reg + 1] = cpu as u64;
     Ok(Relayed {
         cpu,
         host,

@@ -1,6 +1,17 @@
 //! The SMC router: every SMC the host makes traps to EL2 (HCR_EL2.TSC) and lands here.
 //! PSCI and SMCCC architecture calls are relayed to EL3, FF-A calls go to the FF-A
 //! module, and everything else is refused with NOT_SUPPORTED.
+// Host input must never be able to panic warden: no unwrap/expect/panic and no
+// indexing that can go out of bounds in code that sees host-derived values (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 use log::{debug, warn};
 

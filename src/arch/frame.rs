@@ -1,4 +1,15 @@
 //! The register frame saved on every trap into EL2 (see `boot/vectors.S`).
+// Host input must never be able to panic warden: no unwrap/expect/panic and no
+// indexing that can go out of bounds in code that sees host-derived values (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 use core::mem::{offset_of, size_of};
 
@@ -40,8 +51,9 @@ impl TrapFrame {
     /// and v1.1, 18 for SMCCC v1.2 calls such as FF-A v1.2). Other registers keep the
     /// caller's values, which SMCCC allows for every call.
     pub fn set_smccc_results(&mut self, results: &[u64; 18], count: usize) {
-        let n = count.min(18);
-        self.x[..n].copy_from_slice(&results[..n]);
+        for (reg, value) in self.x.iter_mut().zip(results).take(count) {
+            *reg = *value;
+        }
     }
 }
 

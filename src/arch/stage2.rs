@@ -1,5 +1,16 @@
 //! The host's stage-2 translation: an identity map of the IPA space in which warden's own
 //! memory does not appear, so no host access can reach it.
+// Host input must never be able to panic warden: no unwrap/expect/panic and no
+// indexing that can go out of bounds in code that sees host-derived values (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 use aarch64_paging::descriptor::Stage2Attributes;
 use aarch64_paging::idmap::IdMap;

@@ -288,13 +288,18 @@ impl MemTransaction {
             return Err(FfaError::Denied);
         }
         ranges.sort();
-        if ranges.windows(2).any(|w| w[0].end > w[1].start) {
+        if ranges
+            .iter()
+            .zip(ranges.iter().skip(1))
+            .any(|(a, b)| a.end > b.start)
+        {
             return Err(bad());
         }
         Ok(ranges)
     }
 
-    /// Emits the descriptor in the layout of `version` (the SPMC's).
+    /// Emits the descriptor in the layout of `version` (the SPMC's), field by field in
+    /// order (appending, so there is no computed index to get wrong).
     pub fn emit(&self, version: FfaVersion) -> Vec<u8> {
         let v1_1 = version >= FfaVersion::V1_1;
         let emad_size = if version >= FfaVersion::V1_2 {
@@ -304,37 +309,41 @@ impl MemTransaction {
         };
         let header = if v1_1 { HEADER_V1_1 } else { HEADER_V1_0 };
         let composite = header + emad_size * self.receivers.len();
-        let total = composite + COMPOSITE + CONSTITUENT * self.constituents.len();
-        let mut d = alloc::vec![0u8; total];
-        d[0..2].copy_from_slice(&self.sender.to_le_bytes());
+        let mut d =
+            Vec::with_capacity(composite + COMPOSITE + CONSTITUENT * self.constituents.len());
+        d.extend_from_slice(&self.sender.to_le_bytes());
         if v1_1 {
-            d[2..4].copy_from_slice(&self.attributes.to_le_bytes());
+            d.extend_from_slice(&self.attributes.to_le_bytes());
         } else {
-            d[2] = self.attributes as u8;
+            d.extend_from_slice(&[self.attributes as u8, 0]);
         }
-        d[4..8].copy_from_slice(&self.flags.to_le_bytes());
-        d[16..24].copy_from_slice(&self.tag.to_le_bytes());
-        d[28..32].copy_from_slice(&(self.receivers.len() as u32).to_le_bytes());
+        d.extend_from_slice(&self.flags.to_le_bytes());
+        // The handle is the SPMC's to allocate.
+        d.extend_from_slice(&0u64.to_le_bytes());
+        d.extend_from_slice(&self.tag.to_le_bytes());
+        let emad_size_field = if v1_1 { emad_size as u32 } else { 0 };
+        d.extend_from_slice(&emad_size_field.to_le_bytes());
+        d.extend_from_slice(&(self.receivers.len() as u32).to_le_bytes());
         if v1_1 {
-            d[24..28].copy_from_slice(&(emad_size as u32).to_le_bytes());
-            d[32..36].copy_from_slice(&(header as u32).to_le_bytes());
+            d.extend_from_slice(&(header as u32).to_le_bytes());
+            d.extend_from_slice(&[0; 12]);
         }
-        for (i, r) in self.receivers.iter().enumerate() {
-            let at = header + i * emad_size;
-            d[at..at + 2].copy_from_slice(&r.id.to_le_bytes());
-            d[at + 2] = r.permissions;
-            d[at + 4..at + 8].copy_from_slice(&(composite as u32).to_le_bytes());
+        for r in &self.receivers {
+            d.extend_from_slice(&r.id.to_le_bytes());
+            d.extend_from_slice(&[r.permissions, 0]);
+            d.extend_from_slice(&(composite as u32).to_le_bytes());
             if emad_size == EMAD_V1_2 {
-                d[at + 8..at + 24].copy_from_slice(&r.impdef);
+                d.extend_from_slice(&r.impdef);
             }
+            d.extend_from_slice(&0u64.to_le_bytes());
         }
-        d[composite..composite + 4].copy_from_slice(&self.total_pages.to_le_bytes());
-        d[composite + 4..composite + 8]
-            .copy_from_slice(&(self.constituents.len() as u32).to_le_bytes());
-        for (i, c) in self.constituents.iter().enumerate() {
-            let at = composite + COMPOSITE + i * CONSTITUENT;
-            d[at..at + 8].copy_from_slice(&c.address.to_le_bytes());
-            d[at + 8..at + 12].copy_from_slice(&c.pages.to_le_bytes());
+        d.extend_from_slice(&self.total_pages.to_le_bytes());
+        d.extend_from_slice(&(self.constituents.len() as u32).to_le_bytes());
+        d.extend_from_slice(&0u64.to_le_bytes());
+        for c in &self.constituents {
+            d.extend_from_slice(&c.address.to_le_bytes());
+            d.extend_from_slice(&c.pages.to_le_bytes());
+            d.extend_from_slice(&0u32.to_le_bytes());
         }
         d
     }

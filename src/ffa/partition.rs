@@ -56,14 +56,15 @@ impl PartitionInfo {
             .checked_add(size)
             .ok_or(PartitionInfoError::Overflow)?;
         let d = buf.get(start..end).ok_or(PartitionInfoError::Overflow)?;
+        let head: &[u8; 8] = d.first_chunk().ok_or(PartitionInfoError::BadSize)?;
         let mut uuid = [0u8; 16];
-        if size >= SIZE_V1_1 {
-            uuid.copy_from_slice(&d[8..24]);
+        if let Some(u) = d.get(8..24) {
+            uuid.copy_from_slice(u);
         }
         Ok(Self {
-            id: u16::from_le_bytes([d[0], d[1]]),
-            exec_ctx_count: u16::from_le_bytes([d[2], d[3]]),
-            properties: u32::from_le_bytes([d[4], d[5], d[6], d[7]]),
+            id: u16::from_le_bytes([head[0], head[1]]),
+            exec_ctx_count: u16::from_le_bytes([head[2], head[3]]),
+            properties: u32::from_le_bytes([head[4], head[5], head[6], head[7]]),
             uuid,
         })
     }
@@ -73,8 +74,9 @@ impl PartitionInfo {
     pub fn emit(&self, version: FfaVersion, out: &mut [u8]) -> Result<(), PartitionInfoError> {
         let size = descriptor_size(version);
         let d = out.get_mut(..size).ok_or(PartitionInfoError::Overflow)?;
-        d[0..2].copy_from_slice(&self.id.to_le_bytes());
-        d[2..4].copy_from_slice(&self.exec_ctx_count.to_le_bytes());
+        let mut head = [0u8; 8];
+        head[0..2].copy_from_slice(&self.id.to_le_bytes());
+        head[2..4].copy_from_slice(&self.exec_ctx_count.to_le_bytes());
         // v1.0 defines only bits [2:0] (§6.1 in v1.0, Table 8.25); later bits mean
         // nothing to a v1.0 consumer.
         let props = if size == SIZE_V1_0 {
@@ -82,9 +84,13 @@ impl PartitionInfo {
         } else {
             self.properties
         };
-        d[4..8].copy_from_slice(&props.to_le_bytes());
-        if size >= SIZE_V1_1 {
-            d[8..24].copy_from_slice(&self.uuid);
+        head[4..8].copy_from_slice(&props.to_le_bytes());
+        let (first, rest) = d
+            .split_at_mut_checked(8)
+            .ok_or(PartitionInfoError::Overflow)?;
+        first.copy_from_slice(&head);
+        if let Some(u) = rest.get_mut(..16) {
+            u.copy_from_slice(&self.uuid);
         }
         Ok(())
     }

@@ -595,7 +595,10 @@ impl FfaProxy {
         }
         let start = pending.bytes.len();
         pending.bytes.resize(start + frag, 0);
-        env.read_host(mailbox.tx.start, &mut pending.bytes[start..]);
+        let Some(fresh) = pending.bytes.get_mut(start..) else {
+            return Err(FfaError::Aborted);
+        };
+        env.read_host(mailbox.tx.start, fresh);
         if pending.bytes.len() < pending.total {
             return Ok(frag_rx(handle, pending.bytes.len()));
         }
@@ -666,7 +669,7 @@ impl FfaProxy {
                     if lent { "lent" } else { "shared" },
                     t.total_pages,
                     ranges.len(),
-                    t.receivers[0].id
+                    t.receivers.first().map_or(0, |r| r.id)
                 );
                 Ok(Reply::success(&[handle as u32 as u64, handle >> 32]))
             }
@@ -769,7 +772,7 @@ fn send_to_spmc(
     let fid = if is_64 { abi::fid64(n) } else { abi::fid32(n) };
     let mut handle = None;
     for (i, &(start, end)) in frags.iter().enumerate() {
-        env.write_own_tx(&desc[start..end]);
+        env.write_own_tx(desc.get(start..end).ok_or(FfaError::Aborted)?);
         let len = (end - start) as u64;
         let r = if i == 0 {
             env.spmc_call(&abi::call_regs(fid, &[desc.len() as u64, len, 0, 0]))

@@ -1,5 +1,16 @@
 //! Physical address ranges and the host's stage-2 layout: what the host may touch, and as
 //! what kind of memory.
+// Host input must never be able to panic warden: no unwrap/expect/panic and no
+// indexing that can go out of bounds in code that sees host-derived values (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 use alloc::vec::Vec;
 
