@@ -690,18 +690,19 @@ impl FfaProxy {
         if flags & !0b11 != 0 {
             return Err(FfaError::InvalidParameters);
         }
-        let record = {
-            let mut memory = self.memory.lock();
-            if memory.pending.as_ref().is_some_and(|p| p.handle == handle) {
-                memory.pending = None;
-                return Ok(Reply::success(&[]));
-            }
-            memory
-                .handles
-                .get(&handle)
-                .cloned()
-                .ok_or(FfaError::InvalidParameters)?
-        };
+        // The memory lock is held across the SPMC's reclaim: the SPMC may hand the same
+        // handle value to another CPU's share as soon as it has freed it, and that share's
+        // record must not be inserted before this one is gone (found by the SMP stress).
+        let mut memory = self.memory.lock();
+        if memory.pending.as_ref().is_some_and(|p| p.handle == handle) {
+            memory.pending = None;
+            return Ok(Reply::success(&[]));
+        }
+        let record = memory
+            .handles
+            .get(&handle)
+            .cloned()
+            .ok_or(FfaError::InvalidParameters)?;
         if flags & 1 != 0 && record.op != MemOp::Lend {
             return Err(FfaError::InvalidParameters);
         }
@@ -710,17 +711,18 @@ impl FfaProxy {
             &[handle as u32 as u64, handle >> 32, flags as u64],
         ));
         abi::expect_success(&r)?;
-        let mut memory = self.memory.lock();
         memory.handles.remove(&handle);
         let state = match record.op {
             MemOp::Share => PageState::Shared(handle),
             MemOp::Lend => PageState::Lent(handle),
         };
-        memory.ownership.release(state);
-        drop(memory);
+        // A lent range goes back to the host's stage-2 before its pages are free again:
+        // otherwise another CPU could lend them anew and have them mapped back here.
         if record.op == MemOp::Lend {
             env.map_to_host(&record.ranges);
         }
+        memory.ownership.release(state);
+        drop(memory);
         info!("FF-A: host reclaimed handle {handle:#x}");
         Ok(Reply::success(&[]))
     }

@@ -439,6 +439,16 @@ fn smp_checks(r: &mut Report, platform: &PlatformInfo) {
         core::hint::spin_loop();
     }
     let failed = stress::FAILED.load(Ordering::Relaxed);
+    if failed > 0 {
+        let f: [u64; 3] =
+            core::array::from_fn(|i| stress::FIRST_FAILURE[i].load(Ordering::Relaxed));
+        say!(
+            "testhost: SMP stress: first failure: operation {} answered x0 {:#x} w2 {:#x}",
+            f[0],
+            f[1],
+            f[2]
+        );
+    }
     say!(
         "testhost: SMP stress: {finished}/{cpus} CPUs finished {} iterations each, {failed} failed operations",
         stress::ITERATIONS

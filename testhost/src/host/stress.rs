@@ -20,11 +20,18 @@ pub static VERSION: AtomicU64 = AtomicU64::new(0);
 /// Iterations each CPU completed, and failed operations.
 pub static DONE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 pub static FAILED: AtomicU64 = AtomicU64::new(0);
+/// The first failure: which operation (1 direct request, 2 share/lend, 3 reclaim) and
+/// the x0/x2 of its answer.
+pub static FIRST_FAILURE: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 /// The host has one TX buffer: like Linux, it serialises its use.
 static TX_LOCK: Mutex<()> = Mutex::new(());
 
-fn fail() {
-    FAILED.fetch_add(1, Ordering::Relaxed);
+fn fail(op: u64, r: &[u64; 18]) {
+    if FAILED.fetch_add(1, Ordering::Relaxed) == 0 {
+        FIRST_FAILURE[0].store(op, Ordering::Relaxed);
+        FIRST_FAILURE[1].store(r[0], Ordering::Relaxed);
+        FIRST_FAILURE[2].store(r[2], Ordering::Relaxed);
+    }
 }
 
 pub fn worker(cpu: usize) {
@@ -36,7 +43,7 @@ pub fn worker(cpu: usize) {
     for i in 0..ITERATIONS {
         let d = smc(0x8400_006f, &[0x8001, 0, 0]);
         if d[0] != 0x8400_0070 || d[3] != 1 {
-            fail();
+            fail(1, &d);
         }
         // SAFETY: this CPU's own scratch page, host RAM, unless it is lent right now
         // (it is not: lends are reclaimed before the loop continues).
@@ -50,11 +57,12 @@ pub fn worker(cpu: usize) {
             };
             match mem_checks::handle_of(&r) {
                 Some(h) => {
-                    if mem_checks::reclaim(h)[0] != 0x8400_0061 {
-                        fail();
+                    let rc = mem_checks::reclaim(h);
+                    if rc[0] != 0x8400_0061 {
+                        fail(3, &rc);
                     }
                 }
-                None => fail(),
+                None => fail(2, &r),
             }
         }
         done.store(i + 1, Ordering::Release);
