@@ -6,7 +6,7 @@
 //! registers, MMIO or assembly are compiled only for the bare-metal target
 //! (`target_os = "none"`).
 
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "model")), no_std)]
 
 extern crate alloc;
 

@@ -20,8 +20,11 @@ pub mod partition;
 pub mod proxy;
 pub mod version;
 
+/// A model of the SPMC, for the unit tests and the fuzz targets (feature `model`).
+#[cfg(any(test, feature = "model"))]
+pub mod spmc_model;
 #[cfg(test)]
-mod spmc_model;
+mod proxy_tests;
 
 use crate::smccc::FunctionId;
 

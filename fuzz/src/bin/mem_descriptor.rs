@@ -10,10 +10,18 @@ use warden::platform::memmap::Range;
 const VERSIONS: [FfaVersion; 3] = [FfaVersion::V1_0, FfaVersion::V1_1, FfaVersion::V1_2];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, desc)) = data.split_first() else { return };
+    let Some((&sel, desc)) = data.split_first() else {
+        return;
+    };
     let version = VERSIONS[(sel % 3) as usize];
-    let op = if sel & 0x80 != 0 { MemOp::Lend } else { MemOp::Share };
-    let Ok(t) = memory::parse(desc, version, op) else { return };
+    let op = if sel & 0x80 != 0 {
+        MemOp::Lend
+    } else {
+        MemOp::Share
+    };
+    let Ok(t) = memory::parse(desc, version, op) else {
+        return;
+    };
     let ram = |r: Range| r.start >= 0x4000_0000 && r.end <= 0x8000_0000;
     let _ = t.validate_for_host(0, |id| id & 0x8000 != 0, ram);
     for to in VERSIONS {

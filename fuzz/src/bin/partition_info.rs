@@ -12,7 +12,9 @@ fuzz_target!(|data: &[u8]| {
     let count = u16::from_le_bytes([data[0], data[1]]) as usize;
     let size = data[2] as usize;
     let buf = &data[3..];
-    let Ok(list) = partition::parse_all(buf, count, size) else { return };
+    let Ok(list) = partition::parse_all(buf, count, size) else {
+        return;
+    };
     assert_eq!(list.len(), count);
     for v in [FfaVersion::V1_0, FfaVersion::V1_1, FfaVersion::V1_2] {
         let n = partition::descriptor_size(v);
