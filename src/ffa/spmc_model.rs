@@ -266,4 +266,3 @@ impl ProxyEnv for Model {
         self.unmapped.retain(|u| !ranges.contains(u));
     }
 }
-
