@@ -53,6 +53,9 @@ pub struct SpmcInfo {
     pub partition_info_regs: bool,
     /// The size of warden's own RX/TX buffers at the SPMC, in 4 KiB pages.
     pub own_buffer_pages: u64,
+    /// The schedule receiver interrupt (an SGI the SPMC raises for the normal world) when
+    /// the SPMC offers notifications to the normal world; `None` when it does not.
+    pub notification_sri: Option<u32>,
 }
 
 /// How many result registers the host gets back.
@@ -117,7 +120,17 @@ const SERVED: &[(u32, bool, FfaVersion)] = &[
     (num::MEM_LEND, true, FfaVersion::V1_0),
     (num::MEM_FRAG_TX, false, FfaVersion::V1_0),
     (num::MEM_RECLAIM, false, FfaVersion::V1_0),
+    (num::NOTIFICATION_BITMAP_CREATE, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_BITMAP_DESTROY, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_BIND, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_UNBIND, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_GET, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_INFO_GET, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_INFO_GET, true, FfaVersion::V1_1),
 ];
+
+/// FFA_FEATURES feature ID of the schedule receiver interrupt (DEN0077A v1.2 §13.3.1.2).
+const FEATURE_SRI: u32 = 2;
 
 /// FFA_MEM_FRAG_RX: the callee asks for the next fragment (DEN0077A v1.2 §10.4.2).
 const FFA_MEM_FRAG_RX: u64 = abi::fid32(num::MEM_FRAG_RX) as u64;
@@ -200,6 +213,9 @@ impl FfaProxy {
                         ""
                     },
                 );
+                if let Some(sri) = info.notification_sri {
+                    info!("FF-A: notifications for the host, schedule receiver interrupt {sri}");
+                }
                 for p in &info.partitions {
                     info!(
                         "FF-A: partition {:#06x}: {} context(s), properties {:#x}",
@@ -225,6 +241,9 @@ impl FfaProxy {
                 num::MSG_SEND_DIRECT_REQ2 => spmc.direct_req2,
                 num::PARTITION_INFO_GET_REGS => spmc.partition_info_regs,
                 num::SPM_ID_GET => spmc.version >= FfaVersion::V1_1,
+                num::NOTIFICATION_BITMAP_CREATE..=num::NOTIFICATION_INFO_GET => {
+                    spmc.notification_sri.is_some()
+                }
                 _ => true,
             }
     }
@@ -284,6 +303,12 @@ impl FfaProxy {
             num::MEM_LEND => self.mem_send(MemOp::Lend, f.is_64, regs, version, env),
             num::MEM_FRAG_TX => self.mem_frag_tx(regs, version, env),
             num::MEM_RECLAIM => self.mem_reclaim(regs, env),
+            num::NOTIFICATION_BITMAP_CREATE..=num::NOTIFICATION_INFO_GET => {
+                self.notification(f, regs, spmc, env).map(|regs| Reply {
+                    regs,
+                    width: forwarded,
+                })
+            }
             _ => Err(FfaError::NotSupported),
         };
         result.unwrap_or_else(Reply::error)
@@ -298,9 +323,16 @@ impl FfaProxy {
     ) -> Result<Reply, FfaError> {
         let w1 = regs[1] as u32;
         if w1 & (1 << 31) == 0 {
-            // Feature IDs (NPI, SRI, managed exit): warden does not deliver notifications
-            // or managed exits to the host yet.
-            return Err(FfaError::NotSupported);
+            // Feature IDs. The SRI is an SGI the SPMC raises straight at the normal world,
+            // which the host owns (warden does not take interrupts), so its ID is the
+            // SPMC's. There is no NPI: that is a virtual interrupt a hypervisor injects into
+            // its VMs, and the host is not one. No managed exit for the host either.
+            return match (w1, spmc.notification_sri) {
+                (FEATURE_SRI, Some(sri)) if version >= FfaVersion::V1_1 => {
+                    Ok(Reply::success(&[sri as u64]))
+                }
+                _ => Err(FfaError::NotSupported),
+            };
         }
         let f = FfaFunction::decode(w1).ok_or(FfaError::NotSupported)?;
         if !self.serves(f, version) {
@@ -727,6 +759,44 @@ impl FfaProxy {
         Ok(Reply::success(&[]))
     }
 
+    /// Notifications (DEN0077A v1.2 §13.18-13.24): the host receives notifications from
+    /// partitions. Every ID is checked and only the argument registers go to the SPMC: the
+    /// bitmap is the host's (VM ID = host ID), BIND/UNBIND bind a listed partition as
+    /// sender to the host as receiver, GET reads the host's own. SET is not offered:
+    /// OP-TEE's SPMC does not accept it from the normal world.
+    fn notification(
+        &self,
+        f: FfaFunction,
+        regs: &Regs,
+        spmc: &SpmcInfo,
+        env: &mut impl ProxyEnv,
+    ) -> Result<Regs, FfaError> {
+        let w1 = regs[1] as u32;
+        let (hi, lo) = ((w1 >> 16) as u16, w1 as u16);
+        let is_partition = |id: u16| spmc.partitions.iter().any(|p| p.id == id);
+        let host = spmc.host_id;
+        let args: &[u64] = match f.num {
+            // w1 = VM ID, w2 = vCPU count.
+            num::NOTIFICATION_BITMAP_CREATE if w1 == u32::from(host) => &regs[1..3],
+            num::NOTIFICATION_BITMAP_DESTROY if w1 == u32::from(host) => &regs[1..2],
+            // w1 = sender [31:16] | receiver [15:0], w2 flags, w3-w4 bitmap.
+            num::NOTIFICATION_BIND | num::NOTIFICATION_UNBIND if lo == host && is_partition(hi) => {
+                &regs[1..5]
+            }
+            // w1 = vCPU [31:16] | receiver [15:0], w2 flags.
+            num::NOTIFICATION_GET if lo == host => &regs[1..3],
+            num::NOTIFICATION_INFO_GET => &[],
+            _ => return Err(FfaError::InvalidParameters),
+        };
+        let mask = if f.is_64 {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
+        let args: Vec<u64> = args.iter().map(|a| a & mask).collect();
+        Ok(env.spmc_call(&abi::call_regs(f.fid(), &args)))
+    }
+
     /// Handles the host holds, for tests and counters.
     pub fn live_handles(&self) -> usize {
         self.memory.lock().handles.len()
@@ -904,6 +974,14 @@ fn probe_spmc(
     let partitions = partition::parse_all(env.own_rx(), count, size);
     release_own_rx(env);
     let partitions = partitions.map_err(|_| "bad partition descriptors from the SPMC")?;
+    // Notifications for the normal world: the SPMC names its SRI and accepts a bitmap.
+    let notification_sri = if version >= FfaVersion::V1_1
+        && feature(env, abi::fid32(num::NOTIFICATION_BITMAP_CREATE)).is_some()
+    {
+        feature(env, FEATURE_SRI)
+    } else {
+        None
+    };
 
     Ok(SpmcInfo {
         version,
@@ -914,6 +992,7 @@ fn probe_spmc(
         direct_req2,
         partition_info_regs,
         own_buffer_pages,
+        notification_sri,
     })
 }
 

@@ -165,6 +165,8 @@ impl ProxyEnv for Model {
             (num::SPM_ID_GET, false) if v11 => abi::success_regs(&[0x8000]),
             (num::FEATURES, false) => match r[1] as u32 {
                 abi::FFA_RXTX_MAP_64 => abi::success_regs(&[0]),
+                0x8400_007d if v11 => abi::success_regs(&[0]),
+                2 if v11 => abi::success_regs(&[8]),
                 abi::FFA_MSG_SEND_DIRECT_REQ2 | abi::FFA_PARTITION_INFO_GET_REGS if v12 => {
                     abi::success_regs(&[0])
                 }
@@ -232,6 +234,10 @@ impl ProxyEnv for Model {
                     None => abi::error_regs(FfaError::InvalidParameters),
                 }
             }
+            (num::NOTIFICATION_BITMAP_CREATE..=num::NOTIFICATION_GET, false) if v11 => {
+                abi::success_regs(&[])
+            }
+            (num::NOTIFICATION_INFO_GET, _) if v11 => abi::error_regs(FfaError::NoData),
             (num::RUN, false) => {
                 let mut out = [0; 18];
                 out[0] = abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64;

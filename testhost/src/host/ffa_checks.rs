@@ -133,10 +133,21 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
         f[0] == FFA_SUCCESS_32 && f[2] == want_props,
         format_args!("{:#x} {:#x}", f[0], f[2]),
     );
+    // The SRI is the SPMC's SGI, for v1.1+ hosts; NPI never (the host is not a VM).
+    let sri = smc(FFA_FEATURES, &[2]);
+    if v >= 0x1_0001 {
+        r.check(
+            "FFA_FEATURES(SRI) is an SGI",
+            sri[0] == FFA_SUCCESS_32 && sri[2] < 16,
+            format_args!("{:#x} {:#x}", sri[0], sri[2]),
+        );
+    } else {
+        expect_error(r, "FFA_FEATURES(SRI) not for v1.0", &sri, NOT_SUPPORTED);
+    }
     expect_error(
         r,
-        "FFA_FEATURES(SRI) not offered",
-        &smc(FFA_FEATURES, &[2]),
+        "FFA_FEATURES(NPI) never",
+        &smc(FFA_FEATURES, &[1]),
         NOT_SUPPORTED,
     );
 
