@@ -40,8 +40,8 @@ const OPTEE_UUID: [u8; 16] = [
 ];
 
 #[repr(C, align(4096))]
-struct Buffers([u8; 3 * 4096]);
-static mut BUFFERS: Buffers = Buffers([0; 3 * 4096]);
+struct Buffers([u8; 4 * 4096]);
+static mut BUFFERS: Buffers = Buffers([0; 4 * 4096]);
 
 pub(crate) fn buffers() -> (u64, u64) {
     let base = &raw const BUFFERS as u64;
@@ -49,7 +49,10 @@ pub(crate) fn buffers() -> (u64, u64) {
 }
 
 fn rx() -> [u8; 4096] {
-    let (_, rx) = buffers();
+    rx_at(buffers().1)
+}
+
+fn rx_at(rx: u64) -> [u8; 4096] {
     // SAFETY: the RX page of BUFFERS, which only warden writes (through FF-A) while the
     // host waits in an SMC; read as a copy.
     unsafe { (rx as *const [u8; 4096]).read_volatile() }
@@ -366,12 +369,24 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
         u[0] == FFA_SUCCESS_32,
         format_args!("{:#x}", u[0]),
     );
-    let m = smc(FFA_RXTX_MAP_64, &[tx, rxp, 1]);
+    // Two-page buffers this time (warden takes 1-16), used by PARTITION_INFO_GET.
+    let rx2 = tx + 2 * 4096;
+    let m = smc(FFA_RXTX_MAP_64, &[tx, rx2, 2]);
     r.check(
-        "RXTX_MAP again after unmap",
+        "RXTX_MAP of two pages each after unmap",
         m[0] == FFA_SUCCESS_32,
         format_args!("{:#x}", m[0]),
     );
+    let p = smc(FFA_PARTITION_INFO_GET, &[0, 0, 0, 0, 0]);
+    let id = u16::from_le_bytes([rx_at(rx2)[0], rx_at(rx2)[1]]) as u64;
+    r.check(
+        "PARTITION_INFO_GET into the two-page RX buffer",
+        p[0] == FFA_SUCCESS_32 && id == OPTEE_ID && smc(FFA_RX_RELEASE, &[])[0] == FFA_SUCCESS_32,
+        format_args!("{:#x} id {id:#x}", p[0]),
+    );
+    if v >= 0x1_0001 {
+        notifications(r);
+    }
 
     // After all of that, warden still serves correct calls.
     let d = smc(FFA_DIRECT_REQ_32, &[OPTEE_ID, 0, OPTEE_FFA_GET_OS_VERSION]);
@@ -395,5 +410,57 @@ pub fn still_served(r: &mut Report) {
         "warden serves FF-A after the faults",
         d[0] == FFA_DIRECT_RESP_32 && d[3] == 1,
         format_args!("{:#x}", d[0]),
+    );
+}
+
+/// A notification round trip with OP-TEE as the sender: the host's bitmap, a binding, a
+/// GET of the host's own notifications, and the undoing of both; SET is not offered.
+fn notifications(r: &mut Report) {
+    const CREATE: u32 = 0x8400_007d;
+    const DESTROY: u32 = 0x8400_007e;
+    const BIND: u32 = 0x8400_007f;
+    const UNBIND: u32 = 0x8400_0080;
+    const SET: u32 = 0x8400_0081;
+    const GET: u32 = 0x8400_0082;
+    let ok = |x: &[u64; 18]| x[0] == FFA_SUCCESS_32;
+    let c = smc(CREATE, &[0, 4]);
+    let b = smc(BIND, &[OPTEE_ID << 16, 0, 1 << 5, 0]);
+    let g = smc(GET, &[0, 0b11]);
+    let u = smc(UNBIND, &[OPTEE_ID << 16, 0, 1 << 5, 0]);
+    let d = smc(DESTROY, &[0]);
+    say!(
+        "testhost: notifications: create {:#x} bind {:#x} get {:#x} (SP bitmap {:#x}) unbind {:#x} destroy {:#x}",
+        c[0],
+        b[0],
+        g[0],
+        g[2],
+        u[0],
+        d[0]
+    );
+    r.check(
+        "notification round trip: create, bind, get, unbind, destroy",
+        ok(&c) && ok(&b) && ok(&g) && ok(&u) && ok(&d),
+        format_args!(
+            "{:?}",
+            [
+                error_of(&c),
+                error_of(&b),
+                error_of(&g),
+                error_of(&u),
+                error_of(&d)
+            ]
+        ),
+    );
+    expect_error(
+        r,
+        "NOTIFICATION_BIND for another receiver",
+        &smc(BIND, &[OPTEE_ID << 16 | 5, 0, 1, 0]),
+        INVALID_PARAMETERS,
+    );
+    expect_error(
+        r,
+        "NOTIFICATION_SET is not offered",
+        &smc(SET, &[OPTEE_ID, 0, 1, 0]),
+        NOT_SUPPORTED,
     );
 }
