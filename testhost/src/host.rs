@@ -67,6 +67,15 @@ mod hostile;
 mod mem_checks;
 mod stress;
 
+/// FF-A reply function IDs, as x0 holds them (shared by the check modules).
+pub(crate) const FFA_ERROR: u64 = warden::ffa::abi::FFA_ERROR as u64;
+pub(crate) const FFA_SUCCESS_32: u64 = warden::ffa::abi::FFA_SUCCESS_32 as u64;
+
+/// The FF-A error code of a reply, if it is FFA_ERROR (w2, read as s32).
+pub(crate) fn error_of(r: &[u64; 18]) -> Option<i32> {
+    (r[0] == FFA_ERROR).then_some(r[2] as u32 as i32)
+}
+
 pub(crate) fn smc(fid: u32, args: &[u64]) -> [u64; 18] {
     let mut a = [0u64; 17];
     a[..args.len()].copy_from_slice(args);

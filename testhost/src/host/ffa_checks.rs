@@ -7,10 +7,8 @@ use core::sync::atomic::Ordering;
 
 use warden::platform::memmap::Range;
 
-use super::{Report, UART, smc};
+use super::{FFA_SUCCESS_32, Report, UART, error_of, smc};
 
-const FFA_ERROR: u64 = 0x8400_0060;
-const FFA_SUCCESS_32: u64 = 0x8400_0061;
 const FFA_VERSION: u32 = 0x8400_0063;
 const FFA_FEATURES: u32 = 0x8400_0064;
 const FFA_RX_RELEASE: u32 = 0x8400_0065;
@@ -56,10 +54,6 @@ fn rx_at(rx: u64) -> [u8; 4096] {
     // SAFETY: the RX page of BUFFERS, which only warden writes (through FF-A) while the
     // host waits in an SMC; read as a copy.
     unsafe { (rx as *const [u8; 4096]).read_volatile() }
-}
-
-fn error_of(r: &[u64; 18]) -> Option<i32> {
-    (r[0] == FFA_ERROR).then_some(r[2] as u32 as i32)
 }
 
 fn expect_error(r: &mut Report, name: &str, out: &[u64; 18], want: i32) {

@@ -3,10 +3,8 @@
 //! must keep serving correct calls after every batch, and warden's counters must match
 //! what this host did.
 
-use super::{Report, smc};
+use super::{FFA_ERROR, FFA_SUCCESS_32, Report, smc};
 
-const FFA_ERROR: u64 = 0x8400_0060;
-const FFA_SUCCESS_32: u64 = 0x8400_0061;
 const FFA_SUCCESS_64: u64 = 0xc400_0061;
 const FFA_INTERRUPT: u64 = 0x8400_0062;
 const FFA_YIELD: u64 = 0x8400_006c;

@@ -5,10 +5,8 @@ use warden::ffa::memory::{Constituent, MemTransaction, Receiver};
 use warden::ffa::version::FfaVersion;
 use warden::platform::memmap::Range;
 
-use super::{Report, probe, smc};
+use super::{FFA_SUCCESS_32, Report, error_of, probe, smc};
 
-const FFA_ERROR: u64 = 0x8400_0060;
-const FFA_SUCCESS_32: u64 = 0x8400_0061;
 const FFA_DIRECT_REQ_32: u32 = 0x8400_006f;
 const FFA_MEM_SHARE_64: u32 = 0xc400_0073;
 const FFA_MEM_LEND_64: u32 = 0xc400_0072;
@@ -24,10 +22,6 @@ const OPTEE_ID: u16 = 0x8001;
 const OPTEE_FFA_YIELDING_CALL_WITH_ARG: u64 = 1 << 31;
 const OPTEE_FFA_UNREGISTER_SHM: u64 = 3;
 const PAGE: u64 = 4096;
-
-fn error_of(r: &[u64; 18]) -> Option<i32> {
-    (r[0] == FFA_ERROR).then_some(r[2] as u32 as i32)
-}
 
 pub(crate) fn desc(version: FfaVersion, ranges: &[(u64, u32)], lend: bool) -> alloc::vec::Vec<u8> {
     MemTransaction {
