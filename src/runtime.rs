@@ -21,6 +21,7 @@ use crate::ffa::abi::{FfaError, Regs};
 use crate::ffa::proxy::{FfaProxy, ProxyEnv, Width};
 use crate::hvc;
 use crate::platform::console;
+use crate::platform::devices;
 use crate::platform::dt::{self, PlatformInfo};
 use crate::platform::host_dt;
 use crate::platform::memmap::{self, Range};
@@ -199,7 +200,17 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     let warden_mem = image::private();
     let pa_range = ID_AA64MMFR0_EL1.get() & 0xf;
     let ipa_limit = 1u64 << stage2::IPA_BITS.min(mmu::pa_bits());
-    let host_map = memmap::host_layout(&platform.memory, &[warden_mem], ipa_limit);
+    // MMIO default-deny: the host's stage-2 maps only the device frames it may program.
+    // No SMMU is owned yet, so PCIe stays hidden.
+    let device_plan =
+        devices::plan(&tree, devices::Iommus::default(), ipa_limit).unwrap_or_default();
+    log_device_plan(&device_plan);
+    let host_map = memmap::host_layout(
+        &platform.memory,
+        &[warden_mem],
+        &device_plan.host_mmio,
+        ipa_limit,
+    );
     let s2 = HostStage2::new(&host_map).unwrap_or_else(|e| panic!("host stage-2: {e}"));
     info!(
         "host stage-2: {} regions over {} bits of IPA, warden's {:#x}..{:#x} unmapped",
@@ -230,7 +241,7 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         bootargs: kernel.bootargs.as_deref(),
         initrd: shared.platform.ramdisk.as_ref().map(|m| m.range),
     };
-    let host_dt = hand_dt_to_host(&tree, dtb, warden_mem, boot);
+    let host_dt = hand_dt_to_host(&tree, dtb, warden_mem, boot, &device_plan);
     el2::init_cpu(0, shared.stage2.lock().root(), shared.vtcr);
     info!(
         "entering host at EL1: entry {:#x} ({} KiB), x0 = DT {host_dt:#x}, {} CPUs in the DT",
@@ -287,12 +298,18 @@ fn dt_blob(dtb: usize) -> &'static [u8] {
 /// Writes the host's DT (the firmware's `tree` with warden's memory reserved) into the
 /// host DT area and returns its address. If that fails, the host gets the firmware's DT
 /// at `dtb` unchanged: stage-2 still keeps it out of warden's memory.
-fn hand_dt_to_host(tree: &[u8], dtb: usize, warden_mem: Range, boot: host_dt::HostBoot) -> u64 {
+fn hand_dt_to_host(
+    tree: &[u8],
+    dtb: usize,
+    warden_mem: Range,
+    boot: host_dt::HostBoot,
+    device_plan: &devices::DevicePlan,
+) -> u64 {
     let area = image::host_dt();
     if let Some(initrd) = boot.initrd {
         info!("host initramfs at {:#x}..{:#x}", initrd.start, initrd.end);
     }
-    match host_dt::for_host(tree, warden_mem, boot) {
+    match host_dt::for_host(tree, warden_mem, boot, device_plan) {
         Ok(new) if new.len() as u64 <= area.len() => {
             // SAFETY: the host DT area is reserved for this in linker.ld, mapped read-write
             // in warden's stage-1, and `new` fits in it.
@@ -320,6 +337,43 @@ fn hand_dt_to_host(tree: &[u8], dtb: usize, warden_mem: Range, boot: host_dt::Ho
             warn!("host DT: cannot add warden's reservation ({e:?}); host keeps the firmware's");
             dtb as u64
         }
+    }
+}
+
+/// One line for the host's MMIO and one per reason a device is hidden, naming a few.
+fn log_device_plan(plan: &devices::DevicePlan) {
+    use alloc::string::String;
+    let mut mmio = String::new();
+    for r in &plan.host_mmio {
+        let _ = write!(mmio, " {:#x}..{:#x}", r.start, r.end);
+    }
+    info!(
+        "host MMIO (default deny): {} range(s):{mmio}",
+        plan.host_mmio.len()
+    );
+    let mut reasons: alloc::vec::Vec<devices::HiddenBecause> = alloc::vec::Vec::new();
+    for d in &plan.decisions {
+        if let Some(why) = d.hidden
+            && !reasons.contains(&why)
+        {
+            reasons.push(why);
+        }
+    }
+    for why in reasons {
+        let paths: alloc::vec::Vec<&str> = plan
+            .decisions
+            .iter()
+            .filter(|d| d.hidden == Some(why))
+            .map(|d| d.path.as_str())
+            .collect();
+        let mut names = String::new();
+        for p in paths.iter().take(4) {
+            let _ = write!(names, " {p}");
+        }
+        if paths.len() > 4 {
+            let _ = write!(names, " and {} more", paths.len() - 4);
+        }
+        info!("hidden from the host ({}):{names}", why.as_str());
     }
 }
 
@@ -576,7 +630,7 @@ fn host_abort(frame: &mut TrapFrame, esr: u64) {
     let n = COUNTERS.host_aborts.fetch_add(1, Ordering::Relaxed);
     if n < 16 || n.is_multiple_of(4096) {
         warn!(
-            "host {what} of IPA {ipa:#x} at PC {:#x} refused: not host memory; external abort injected (#{})",
+            "host {what} of IPA {ipa:#x} at PC {:#x} refused: not the host's memory or device; external abort injected (#{})",
             frame.elr,
             n + 1
         );

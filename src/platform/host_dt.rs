@@ -1,15 +1,19 @@
 //! The device tree warden hands to the host: the firmware's tree plus a `/reserved-memory`
 //! node with `no-map` covering warden's memory, so that the host never allocates it (its
 //! accesses would fault at stage-2) and never maps it (so it cannot even speculate into it).
-//! Devicetree Specification v0.4 §3.5.
+//! Devicetree Specification v0.4 §3.5. It also loses every device node the host may not
+//! use (`platform::devices`: MMIO default-deny), the references to them, and the secure
+//! world's `/secure-chosen` (its seeds are not the host's to read).
 
 use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
 use dtoolkit::fdt::Fdt;
 use dtoolkit::model::{DeviceTree, DeviceTreeNode, DeviceTreeProperty};
 
+use super::devices::DevicePlan;
 use super::memmap::Range;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,9 +43,54 @@ pub struct HostBoot<'a> {
     pub initrd: Option<Range>,
 }
 
+/// Properties that name other nodes by phandle in ways Linux follows to program them: an
+/// MSI controller or an IOMMU that is hidden must not be referred to.
+const REFERENCE_PROPERTIES: [&str; 4] = ["msi-map", "iommu-map", "msi-parent", "iommus"];
+
+/// Drops, in `node` and below, every reference property that names a hidden phandle (and
+/// the `-mask` that goes with a dropped map).
+fn drop_references(node: &mut DeviceTreeNode, hidden: &[u32]) {
+    use dtoolkit::Property;
+    let mut gone = Vec::new();
+    for prop in node.properties_mut() {
+        let prop = &*prop;
+        let name = prop.name();
+        if !REFERENCE_PROPERTIES.contains(&name) {
+            continue;
+        }
+        let cells: Vec<u32> = super::devices::be_cells(prop.value()).collect();
+        // Maps are (rid-base, phandle, base, length) entries; the others start with a
+        // phandle and may list several with arguments: any cell equal to a hidden phandle
+        // drops them (dropping too much only costs the host an MSI or IOMMU it could not
+        // use anyway).
+        let names_hidden = if name.ends_with("-map") {
+            cells
+                .chunks_exact(4)
+                .any(|e| e.get(1).is_some_and(|p| hidden.contains(p)))
+        } else {
+            cells.iter().any(|c| hidden.contains(c))
+        };
+        if names_hidden {
+            gone.push(name.to_string());
+        }
+    }
+    for name in gone {
+        node.remove_property(&format!("{name}-mask"));
+        node.remove_property(&name);
+    }
+    for child in node.children_mut() {
+        drop_references(child, hidden);
+    }
+}
+
 /// Returns a new blob: `blob` with `reserved` listed under `/reserved-memory` as `no-map`,
-/// and what `boot` says in `/chosen`.
-pub fn for_host(blob: &[u8], reserved: Range, boot: HostBoot) -> Result<Vec<u8>, HostDtError> {
+/// what `boot` says in `/chosen`, and without the devices `devices` hides.
+pub fn for_host(
+    blob: &[u8],
+    reserved: Range,
+    boot: HostBoot,
+    devices: &DevicePlan,
+) -> Result<Vec<u8>, HostDtError> {
     // Cell sizes come from the existing node when there is one (the firmware's entries
     // stay valid), otherwise a new node uses two cells each.
     let (addr_cells, size_cells) = fdt::Fdt::new(blob)
@@ -52,6 +101,34 @@ pub fn for_host(blob: &[u8], reserved: Range, boot: HostBoot) -> Result<Vec<u8>,
 
     let fdt = Fdt::new(blob).map_err(|_| HostDtError::BadBlob)?;
     let mut tree = DeviceTree::from_fdt(&fdt);
+    for path in devices.removed_paths().chain(["/secure-chosen"]) {
+        let (parent, name) = path.rsplit_once('/').ok_or(HostDtError::BadBlob)?;
+        let parent = if parent.is_empty() { "/" } else { parent };
+        if let Some(p) = tree.find_node_mut(parent) {
+            p.remove_child(name);
+        }
+    }
+    drop_references(&mut tree.root, &devices.hidden_phandles);
+    // Aliases that named a removed node would name nothing.
+    if let Some(aliases) = tree.find_node_mut("/aliases") {
+        use dtoolkit::Property;
+        let stale: Vec<String> = aliases
+            .properties_mut()
+            .filter(|p| {
+                let p = &**p;
+                let target = core::str::from_utf8(p.value())
+                    .unwrap_or("")
+                    .trim_end_matches('\0');
+                devices
+                    .removed_paths()
+                    .any(|r| target == r || target.starts_with(&format!("{r}/")))
+            })
+            .map(|p| (&*p).name().to_string())
+            .collect();
+        for name in stale {
+            aliases.remove_property(&name);
+        }
+    }
     if tree.find_node("/reserved-memory").is_none() {
         let node = DeviceTreeNode::builder("reserved-memory")
             .map_err(|_| HostDtError::BadBlob)?
@@ -107,7 +184,7 @@ mod tests {
             bootargs: Some("ffa=1.0 quiet"),
             initrd: Some(Range::new(0x4800_0000, 0x4870_0000)),
         };
-        let out = for_host(VIRT_DTB, warden, boot).unwrap();
+        let out = for_host(VIRT_DTB, warden, boot, &DevicePlan::default()).unwrap();
         let fdt = fdt::Fdt::new(&out).unwrap();
         let node = fdt.find_node("/reserved-memory/warden@60000000").unwrap();
         assert!(node.property("no-map").is_some());
@@ -128,9 +205,65 @@ mod tests {
     }
 
     #[test]
+    fn hidden_devices_and_references_to_them_are_gone() {
+        use crate::platform::devices::{Iommus, plan};
+        for (dtb, owned) in [
+            (VIRT_DTB, &[][..]),
+            (
+                &include_bytes!("../../tests/fixtures/virt-smmuv3.dtb")[..],
+                &[0x0905_0000u64][..],
+            ),
+        ] {
+            let devices = plan(dtb, Iommus { owned }, 1 << 39).unwrap();
+            let out = for_host(
+                dtb,
+                Range::new(0x6000_0000, 0x6100_0000),
+                HostBoot::default(),
+                &devices,
+            )
+            .unwrap();
+            let fdt = fdt::Fdt::new(&out).unwrap();
+            for compatible in [
+                "qemu,fw-cfg-mmio",
+                "virtio,mmio",
+                "arm,gic-v3-its",
+                "arm,smmu-v3",
+            ] {
+                assert!(fdt.find_compatible(&[compatible]).is_none(), "{compatible}");
+            }
+            assert!(fdt.find_node("/secure-chosen").is_none());
+            assert!(fdt.find_node("/pl011@9040000").is_none());
+            assert!(fdt.find_node("/gpio-poweroff").is_none());
+            assert!(fdt.find_node("/pl011@9000000").is_some());
+            assert!(fdt.find_node("/intc@8000000").is_some());
+            let pcie = fdt.find_node("/pcie@10000000");
+            if owned.is_empty() {
+                assert!(pcie.is_none());
+            } else {
+                let pcie = pcie.unwrap();
+                for p in REFERENCE_PROPERTIES {
+                    assert!(pcie.property(p).is_none(), "{p}");
+                }
+                assert!(pcie.property("ranges").is_some());
+            }
+            // Every phandle reference left resolves.
+            for node in fdt.all_nodes() {
+                if let Some(p) = node.property("interrupt-parent") {
+                    assert!(fdt.find_phandle(p.as_usize().unwrap() as u32).is_some());
+                }
+            }
+        }
+    }
+
+    #[test]
     fn garbage_is_refused() {
         assert_eq!(
-            for_host(&[1, 2, 3], Range::new(0, 0x1000), HostBoot::default()),
+            for_host(
+                &[1, 2, 3],
+                Range::new(0, 0x1000),
+                HostBoot::default(),
+                &DevicePlan::default()
+            ),
             Err(HostDtError::BadBlob)
         );
     }

@@ -64,37 +64,39 @@ pub fn is_host_ram(ram: &[Range], reserved: &[Range], r: Range) -> bool {
 pub enum HostMemKind {
     /// RAM the host owns: normal cacheable, read-write-execute.
     Ram,
-    /// Anything that is not RAM: device memory, read-write, never executable. Accesses to
-    /// secure-only regions are still refused by the system; stage-2 does not widen them.
+    /// A device frame the host may program (see `platform::devices`): device memory,
+    /// read-write, never executable.
     Device,
 }
 
-/// The host's stage-2 layout: the whole IPA space `[0, ipa_limit)` mapped identically,
-/// RAM as normal memory and everything else as device memory, except `reserved` (warden's
-/// own memory), which is not mapped at all. The result is sorted and gap-free apart from
-/// the holes left by `reserved`.
-pub fn host_layout(ram: &[Range], reserved: &[Range], ipa_limit: u64) -> Vec<(Range, HostMemKind)> {
-    let mut out = Vec::new();
-    let mut cursor = 0;
-    let mut ram: Vec<Range> = ram
+/// The host's stage-2 layout: RAM as normal memory and the `devices` frames as device
+/// memory, both identity-mapped below `ipa_limit`, except `reserved` (warden's own memory),
+/// which is not mapped at all. Every other address is unmapped: MMIO is default-deny.
+/// The result is sorted and disjoint.
+pub fn host_layout(
+    ram: &[Range],
+    reserved: &[Range],
+    devices: &[Range],
+    ipa_limit: u64,
+) -> Vec<(Range, HostMemKind)> {
+    let clip = |r: &Range| (r.start < ipa_limit).then(|| Range::new(r.start, r.end.min(ipa_limit)));
+    let mut out: Vec<(Range, HostMemKind)> = ram
         .iter()
-        .filter(|r| r.start < ipa_limit)
-        .map(|r| Range::new(r.start, r.end.min(ipa_limit)))
+        .filter_map(clip)
+        .map(|r| (r, HostMemKind::Ram))
         .collect();
-    ram.sort();
-    for r in ram {
-        let start = r.start.max(cursor);
-        if start > cursor {
-            out.push((Range::new(cursor, start), HostMemKind::Device));
+    // A device frame never widens RAM's attributes: RAM wins where they overlap.
+    for d in devices.iter().filter_map(clip) {
+        let mut pieces = alloc::vec![d];
+        for r in ram {
+            pieces = pieces
+                .into_iter()
+                .flat_map(|p| subtract(p, r).into_iter().flatten())
+                .collect();
         }
-        if r.end > start {
-            out.push((Range::new(start, r.end), HostMemKind::Ram));
-        }
-        cursor = cursor.max(r.end);
+        out.extend(pieces.into_iter().map(|p| (p, HostMemKind::Device)));
     }
-    if cursor < ipa_limit {
-        out.push((Range::new(cursor, ipa_limit), HostMemKind::Device));
-    }
+    out.sort_by_key(|(r, _)| r.start);
     for hole in reserved {
         out = out
             .into_iter()
@@ -128,20 +130,20 @@ mod tests {
     fn qemu_virt_layout() {
         let ram = [Range::new(0x4000_0000, 0x8000_0000)];
         let warden = [Range::new(0x6000_0000, 0x6100_0000)];
-        let l = host_layout(&ram, &warden, 1 << 39);
+        let uart = [Range::new(0x0900_0000, 0x0900_1000)];
+        let l = host_layout(&ram, &warden, &uart, 1 << 39);
         assert_eq!(
             l,
             [
-                (Range::new(0, 0x4000_0000), Device),
+                (Range::new(0x0900_0000, 0x0900_1000), Device),
                 (Range::new(0x4000_0000, 0x6000_0000), Ram),
                 (Range::new(0x6100_0000, 0x8000_0000), Ram),
-                (Range::new(0x8000_0000, 1 << 39), Device),
             ]
         );
     }
 
     #[test]
-    fn layout_never_maps_reserved_and_covers_everything_else() {
+    fn layout_maps_ram_and_devices_only_and_never_reserved() {
         let ram = [
             Range::new(0x8000_0000, 0x9000_0000),
             Range::new(0x1000, 0x3000),
@@ -150,20 +152,31 @@ mod tests {
             Range::new(0x2000, 0x8000_1000),
             Range::new(0x8fff_f000, 0x9000_1000),
         ];
+        // One device overlaps RAM (RAM wins), one crosses the IPA limit (clipped), one
+        // lies in a reserved hole (unmapped).
+        let devices = [
+            Range::new(0x0, 0x2000),
+            Range::new(0xffff_f000, 0x1_0000_2000),
+            Range::new(0x4000, 0x5000),
+        ];
         let limit = 0x1_0000_0000;
-        let l = host_layout(&ram, &reserved, limit);
-        let mut covered = 0;
+        let l = host_layout(&ram, &reserved, &devices, limit);
         for w in l.windows(2) {
             assert!(w[0].0.end <= w[1].0.start, "sorted, disjoint");
         }
         for (r, _) in &l {
             assert!(!reserved.iter().any(|h| h.overlaps(r)));
-            covered += r.len();
+            assert!(r.end <= limit);
         }
-        let holes: u64 = reserved.iter().map(|h| h.len()).sum();
-        assert_eq!(covered, limit - holes);
-        assert!(l.contains(&(Range::new(0x1000, 0x2000), Ram)));
-        assert!(l.contains(&(Range::new(0x8000_1000, 0x8fff_f000), Ram)));
+        assert_eq!(
+            l,
+            [
+                (Range::new(0x0, 0x1000), Device),
+                (Range::new(0x1000, 0x2000), Ram),
+                (Range::new(0x8000_1000, 0x8fff_f000), Ram),
+                (Range::new(0xffff_f000, 0x1_0000_0000), Device),
+            ]
+        );
     }
 
     #[test]

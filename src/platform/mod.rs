@@ -1,6 +1,7 @@
 //! The platform as the device tree describes it: memory, console, CPUs, PSCI and the
 //! host's boot modules, and the host's view of physical memory derived from them.
 
+pub mod devices;
 pub mod dt;
 pub mod host_dt;
 pub mod memmap;

@@ -62,6 +62,7 @@ macro_rules! say {
     }};
 }
 
+mod device_checks;
 mod ffa_checks;
 mod hostile;
 mod mem_checks;
@@ -145,16 +146,30 @@ impl Report {
 
 /// A 64-bit load that may fault; returns the syndrome the vector recorded (0 if none).
 pub(crate) fn probe(addr: u64, write: bool) -> (u64, u64) {
+    if write {
+        return poke(addr, 0x5a5a_5a5a);
+    }
     // SAFETY: the fault record is only written by this CPU's vector, synchronously.
     unsafe { (&raw mut testhost_last_fault).write([0, 0]) };
     // SAFETY: the access may fault; the vector records it and skips the instruction, so
     // the asm block always completes. It touches no Rust-visible memory.
     unsafe {
-        if write {
-            asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) 0x5a5a_5a5a_u64, options(nostack));
-        } else {
-            asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) _, options(nostack));
-        }
+        asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) _, options(nostack));
+    }
+    // SAFETY: as above.
+    let f = unsafe { (&raw const testhost_last_fault).read_volatile() };
+    (f[0], f[1])
+}
+
+/// A 64-bit store of `value` that may fault; returns (ESR, FAR) as [`probe`] does. The
+/// target is a device register or memory the caller means to write.
+pub(crate) fn poke(addr: u64, value: u64) -> (u64, u64) {
+    // SAFETY: as in `probe`.
+    unsafe { (&raw mut testhost_last_fault).write([0, 0]) };
+    // SAFETY: as in `probe`; the store changes no Rust-visible memory that the caller
+    // does not mean to change.
+    unsafe {
+        asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack));
     }
     // SAFETY: as above.
     let f = unsafe { (&raw const testhost_last_fault).read_volatile() };
@@ -244,6 +259,27 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
             false,
             format_args!("RAM too small"),
         ),
+    }
+
+    // Devices: default-deny MMIO, fw_cfg and the ITS out of reach. The page 32 KiB into
+    // the scratch RAM is free once the sharing checks are done.
+    let warden_word = fdt::Fdt::new(&tree).ok().and_then(|f| {
+        f.chosen().bootargs().and_then(|a| {
+            a.split_whitespace()
+                .find_map(|w| w.strip_prefix("warden-word="))
+                .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+        })
+    });
+    if let Some(s) = scratch {
+        device_checks::run(
+            &mut r,
+            &tree,
+            version,
+            ffa_checks::buffers().0,
+            s.start + 0x8000,
+            warden_range(&tree),
+            warden_word,
+        );
     }
 
     let v = hvc(WARDEN_HVC_VERSION)[0];

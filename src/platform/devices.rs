@@ -1,0 +1,569 @@
+//! Which of the firmware's devices the host may program: MMIO default-deny.
+//!
+//! Stage-2 only stops the host's CPU. A device the host programs writes wherever the host
+//! tells it to, so a host that owns a DMA-capable frame (QEMU's fw_cfg DMA interface, the
+//! GIC ITS with its tables in memory, a virtio transport, a PCIe device) can write warden's
+//! memory and pages it has lent. So nothing is mapped by default: a device node of the DT
+//! reaches the host's stage-2 only if its kind is known and cannot write memory on its own
+//! (a UART, an RTC, a GPIO block, the GIC's distributor and redistributors, a flash bank),
+//! or, for a PCIe host bridge, if every stream behind it goes through an SMMU that warden
+//! owns. Everything else is unmapped, and its node is removed from the host's DT so that the
+//! host is not told about a device it may not use.
+// Host input must never be able to panic warden (the DT is the firmware's, but the same
+// rule keeps this module simple to trust).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use fdt::Fdt;
+use fdt::node::FdtNode;
+
+use super::memmap::Range;
+
+const PAGE: u64 = 0x1000;
+
+/// Why a device is kept from the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HiddenBecause {
+    /// It can write memory on its own (DMA, or tables the device itself updates).
+    BusMaster,
+    /// A PCIe host bridge whose devices' DMA no SMMU of warden's confines.
+    NoSmmu,
+    /// The secure world's (`secure-status = "okay"`, `status = "disabled"`).
+    Secure,
+    /// warden drives it itself (the SMMU).
+    Warden,
+    /// A hypervisor-only part of a device (the GIC's virtualization control frames).
+    HypervisorOnly,
+    /// `status` says it is not in use.
+    Disabled,
+    /// A kind warden does not know: default deny.
+    Unknown,
+}
+
+impl HiddenBecause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BusMaster => "can write memory by itself",
+            Self::NoSmmu => "PCIe devices would DMA with no SMMU of warden's",
+            Self::Secure => "secure world's",
+            Self::Warden => "owned by warden",
+            Self::HypervisorOnly => "hypervisor-only frame",
+            Self::Disabled => "disabled in the DT",
+            Self::Unknown => "unknown kind (default deny)",
+        }
+    }
+}
+
+/// What warden does with one device node (or one register frame of it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Mapped in the host's stage-2 as device memory; the node stays in the host's DT.
+    Host,
+    /// Unmapped; the node is removed from the host's DT.
+    Hidden(HiddenBecause),
+}
+
+/// The decision for one DT node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub path: String,
+    /// Frames the host gets (page-aligned in the plan, exact here).
+    pub host_frames: Vec<Range>,
+    /// `Some` when the node is removed from the host's DT.
+    pub hidden: Option<HiddenBecause>,
+    /// Frames of a node the host keeps that it still may not map (GICH, GICV).
+    pub withheld_frames: Vec<Range>,
+}
+
+/// The host's device view: what its stage-2 maps and what its DT no longer lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DevicePlan {
+    /// Page-aligned, sorted, disjoint MMIO ranges the host's stage-2 maps as device memory.
+    pub host_mmio: Vec<Range>,
+    /// One entry per node with registers (and per removed node without).
+    pub decisions: Vec<Decision>,
+    /// Phandles of removed nodes: references to them (`msi-map`, `iommu-map`, `msi-parent`,
+    /// `iommus`) are dropped from the nodes the host keeps.
+    pub hidden_phandles: Vec<u32>,
+}
+
+impl DevicePlan {
+    /// Paths of the nodes the host's DT loses.
+    pub fn removed_paths(&self) -> impl Iterator<Item = &str> {
+        self.decisions
+            .iter()
+            .filter(|d| d.hidden.is_some())
+            .map(|d| d.path.as_str())
+    }
+}
+
+/// What the caller knows about the SMMUs: the register bases of those warden has taken over.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Iommus<'a> {
+    pub owned: &'a [u64],
+}
+
+fn compatible_has(node: FdtNode<'_, '_>, any: &[&str]) -> bool {
+    node.compatible()
+        .is_some_and(|c| c.all().any(|s| any.contains(&s)))
+}
+
+fn is_secure_only(node: FdtNode<'_, '_>) -> bool {
+    let status = node.property("status").and_then(|p| p.as_str());
+    let secure = node.property("secure-status").and_then(|p| p.as_str());
+    matches!(status, Some("disabled" | "fail")) && matches!(secure, Some("okay" | "ok"))
+}
+
+fn is_disabled(node: FdtNode<'_, '_>) -> bool {
+    matches!(
+        node.property("status").and_then(|p| p.as_str()),
+        Some(s) if s != "okay" && s != "ok"
+    )
+}
+
+fn regs(node: FdtNode<'_, '_>) -> Vec<Range> {
+    node.reg()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Range::from_base_size(r.starting_address as u64, r.size? as u64))
+        .collect()
+}
+
+/// A property value as big-endian 32-bit cells (Devicetree Specification v0.4 §2.2.4).
+pub(crate) fn be_cells(value: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    value
+        .chunks_exact(4)
+        .filter_map(|c| c.try_into().ok().map(u32::from_be_bytes))
+}
+
+fn u32_prop(node: FdtNode<'_, '_>, name: &str) -> Option<u32> {
+    let v = node.property(name)?.value;
+    be_cells(v).next()
+}
+
+/// A number of `n` cells (1 or 2 used in practice; more keep the low 64 bits).
+fn read_number(cells: &[u32]) -> u64 {
+    cells.iter().fold(0u64, |acc, &c| acc << 32 | c as u64)
+}
+
+/// The CPU-side windows of a PCI host bridge (`ranges`: PCI address of the node's
+/// `#address-cells`, parent address of the parent's, size of the node's `#size-cells`;
+/// IEEE 1275 PCI binding).
+fn pci_windows(node: FdtNode<'_, '_>, parent_addr_cells: usize) -> Vec<Range> {
+    let Some(ranges) = node.property("ranges") else {
+        return Vec::new();
+    };
+    let own = node.cell_sizes();
+    let (child, size) = (own.address_cells, own.size_cells);
+    let entry = child + parent_addr_cells + size;
+    let cells: Vec<u32> = be_cells(ranges.value).collect();
+    if entry == 0 {
+        return Vec::new();
+    }
+    cells
+        .chunks_exact(entry)
+        .filter_map(|e| {
+            let parent = read_number(e.get(child..child + parent_addr_cells)?);
+            let len = read_number(e.get(child + parent_addr_cells..)?);
+            Range::from_base_size(parent, len)
+        })
+        .collect()
+}
+
+/// The phandles an `iommu-map`/`msi-map` names: (rid-base, phandle, base, length) entries
+/// (Documentation/devicetree/bindings/pci/pci-iommu.txt and pci-msi.txt in Linux).
+fn map_phandles(node: FdtNode<'_, '_>, prop: &str) -> Vec<u32> {
+    node.property(prop)
+        .map(|p| {
+            let cells: Vec<u32> = be_cells(p.value).collect();
+            cells
+                .chunks_exact(4)
+                .filter_map(|e| e.get(1).copied())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether every stream of a PCIe host bridge goes through an SMMU warden owns.
+fn pci_streams_confined(fdt: &Fdt<'_>, node: FdtNode<'_, '_>, iommus: Iommus) -> bool {
+    let targets = map_phandles(node, "iommu-map");
+    !targets.is_empty()
+        && targets.iter().all(|&ph| {
+            fdt.find_phandle(ph)
+                .filter(|n| compatible_has(*n, &["arm,smmu-v3"]))
+                .and_then(|n| regs(n).first().copied())
+                .is_some_and(|r| iommus.owned.contains(&r.start))
+        })
+}
+
+/// How a node with registers is treated, by its kind. The second value lists the indexes
+/// of `reg` entries the host gets when it keeps the node (`None`: all of them).
+fn classify(fdt: &Fdt<'_>, node: FdtNode<'_, '_>, iommus: Iommus) -> (Access, Option<Vec<usize>>) {
+    use HiddenBecause::*;
+    if is_secure_only(node) {
+        return (Access::Hidden(Secure), None);
+    }
+    if is_disabled(node) {
+        return (Access::Hidden(Disabled), None);
+    }
+    // Devices that cannot master the bus: registers only.
+    if compatible_has(
+        node,
+        &[
+            "arm,pl011",
+            "arm,pl031",
+            "arm,pl061",
+            "cfi-flash",
+            "arm,gic-v2m-frame",
+        ],
+    ) {
+        return (Access::Host, None);
+    }
+    if compatible_has(node, &["arm,gic-v3"]) {
+        // GICD, then `#redistributor-regions` GICR regions, then optionally GICC, GICH,
+        // GICV (Linux's arm,gic-v3 binding). The host is an EL1 kernel: GICD, GICR and
+        // GICC are its; GICH and GICV belong to a hypervisor (warden, which uses neither).
+        let redists = u32_prop(node, "#redistributor-regions").unwrap_or(1) as usize;
+        return (Access::Host, Some((0..redists + 2).collect()));
+    }
+    if compatible_has(
+        node,
+        &[
+            "arm,gic-400",
+            "arm,cortex-a15-gic",
+            "arm,cortex-a9-gic",
+            "arm,cortex-a7-gic",
+        ],
+    ) {
+        // GICD, GICC, then GICH, GICV (arm,gic binding).
+        return (Access::Host, Some(alloc::vec![0, 1]));
+    }
+    if compatible_has(node, &["arm,gic-v3-its"]) {
+        // GITS_CBASER/GITS_BASERn name memory the ITS writes (IHI 0069 §12.19).
+        return (Access::Hidden(BusMaster), None);
+    }
+    if compatible_has(node, &["arm,smmu-v3"]) {
+        return (Access::Hidden(Warden), None);
+    }
+    if compatible_has(node, &["qemu,fw-cfg-mmio", "virtio,mmio"]) {
+        return (Access::Hidden(BusMaster), None);
+    }
+    if compatible_has(node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
+        return if pci_streams_confined(fdt, node, iommus) {
+            (Access::Host, None)
+        } else {
+            (Access::Hidden(NoSmmu), None)
+        };
+    }
+    (Access::Hidden(Unknown), None)
+}
+
+/// Subtrees that describe memory, CPUs or firmware, not devices.
+fn is_not_a_device(path: &str) -> bool {
+    path == "/chosen"
+        || path == "/cpus"
+        || path == "/aliases"
+        || path == "/reserved-memory"
+        || path == "/firmware"
+        || path == "/__symbols__"
+        || path.starts_with("/memory")
+}
+
+/// Decides, for every device node of `blob` (a tree produced by `dt::normalize`), whether
+/// the host gets it, and returns the host's MMIO ranges clipped to `[0, ipa_limit)`.
+/// Unknown kinds are hidden; so is anything whose registers share a page with a hidden
+/// frame (the hidden frame wins).
+pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
+    let fdt = Fdt::new(blob).ok()?;
+    let root = fdt.find_node("/")?;
+    let mut decisions = Vec::new();
+    let mut hidden_phandles = Vec::new();
+    let mut granted: Vec<Range> = Vec::new();
+    let mut denied: Vec<Range> = Vec::new();
+    // Depth-first; `stack` holds (node, path, the parent's #address-cells).
+    let mut stack: Vec<(FdtNode<'_, '_>, String, usize)> = root
+        .children()
+        .map(|n| (n, format!("/{}", n.name), root.cell_sizes().address_cells))
+        .collect();
+    stack.reverse();
+    while let Some((node, path, parent_cells)) = stack.pop() {
+        if is_not_a_device(&path) {
+            continue;
+        }
+        let frames = regs(node);
+        let secure_no_regs = frames.is_empty() && is_secure_only(node);
+        if frames.is_empty() && !secure_no_regs {
+            // No registers of its own (timers, PMU, PSCI, buses, clocks): its children may.
+            let cells = node.cell_sizes().address_cells;
+            let mut kids: Vec<_> = node
+                .children()
+                .map(|k| (k, format!("{path}/{}", k.name), cells))
+                .collect();
+            kids.reverse();
+            stack.extend(kids);
+            continue;
+        }
+        let (access, indexes) = classify(&fdt, node, iommus);
+        match access {
+            Access::Host => {
+                let mut host_frames = Vec::new();
+                let mut withheld_frames = Vec::new();
+                for (i, r) in frames.iter().enumerate() {
+                    if indexes.as_ref().is_none_or(|ix| ix.contains(&i)) {
+                        host_frames.push(*r);
+                    } else {
+                        withheld_frames.push(*r);
+                    }
+                }
+                if compatible_has(node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
+                    host_frames.extend(pci_windows(node, parent_cells));
+                }
+                granted.extend(host_frames.iter().copied());
+                denied.extend(withheld_frames.iter().copied());
+                decisions.push(Decision {
+                    path: path.clone(),
+                    host_frames,
+                    hidden: None,
+                    withheld_frames,
+                });
+                // Children of a kept node are devices of their own (the ITS under the GIC).
+                let cells = node.cell_sizes().address_cells;
+                let mut kids: Vec<_> = node
+                    .children()
+                    .map(|k| (k, format!("{path}/{}", k.name), cells))
+                    .collect();
+                kids.reverse();
+                stack.extend(kids);
+            }
+            Access::Hidden(why) => {
+                denied.extend(frames.iter().copied());
+                // A hidden node's whole subtree goes with it.
+                collect_phandles(node, &mut hidden_phandles);
+                decisions.push(Decision {
+                    path,
+                    host_frames: Vec::new(),
+                    hidden: Some(why),
+                    withheld_frames: frames,
+                });
+            }
+        }
+    }
+    // Nodes without registers that only refer to hidden ones (gpio-poweroff naming the
+    // secure GPIO) are secure-only too and were hidden above by their status.
+    let host_mmio = page_ranges(&granted, &denied, ipa_limit);
+    Some(DevicePlan {
+        host_mmio,
+        decisions,
+        hidden_phandles,
+    })
+}
+
+fn collect_phandles(node: FdtNode<'_, '_>, out: &mut Vec<u32>) {
+    if let Some(p) = u32_prop(node, "phandle").or_else(|| u32_prop(node, "linux,phandle")) {
+        out.push(p);
+    }
+    for kid in node.children() {
+        collect_phandles(kid, out);
+    }
+}
+
+/// `granted` widened to pages, minus `denied` widened to pages, clipped to the IPA space;
+/// sorted and merged.
+fn page_ranges(granted: &[Range], denied: &[Range], ipa_limit: u64) -> Vec<Range> {
+    let mut out: Vec<Range> = granted
+        .iter()
+        .filter(|r| r.start < ipa_limit)
+        .map(|r| {
+            let r = r.align_out(PAGE);
+            Range::new(r.start, r.end.min(ipa_limit))
+        })
+        .collect();
+    out.sort();
+    let mut merged: Vec<Range> = Vec::new();
+    for r in out {
+        match merged.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    for hole in denied.iter().map(|d| d.align_out(PAGE)) {
+        merged = merged
+            .into_iter()
+            .flat_map(|r| {
+                if !r.overlaps(&hole) {
+                    return [Some(r), None];
+                }
+                [
+                    (hole.start > r.start).then(|| Range::new(r.start, hole.start)),
+                    (hole.end < r.end).then(|| Range::new(hole.end, r.end)),
+                ]
+            })
+            .flatten()
+            .collect();
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIRT_DTB: &[u8] = include_bytes!("../../tests/fixtures/virt.dtb");
+    const LIMIT: u64 = 1 << 39;
+
+    fn decision<'a>(p: &'a DevicePlan, path: &str) -> &'a Decision {
+        p.decisions.iter().find(|d| d.path == path).unwrap()
+    }
+
+    #[test]
+    fn qemu_virt_default_deny() {
+        let p = plan(VIRT_DTB, Iommus::default(), LIMIT).unwrap();
+        assert_eq!(
+            p.host_mmio,
+            [
+                // Flash bank 1 and the GIC distributor (adjacent), the redistributors and
+                // the UART (adjacent), the RTC, the normal-world GPIO.
+                Range::new(0x0400_0000, 0x0801_0000),
+                Range::new(0x080a_0000, 0x0900_1000),
+                Range::new(0x0901_0000, 0x0901_1000),
+                Range::new(0x0903_0000, 0x0903_1000),
+            ]
+        );
+        use HiddenBecause::*;
+        for (path, why) in [
+            ("/fw-cfg@9020000", BusMaster),
+            ("/virtio_mmio@a000000", BusMaster),
+            ("/virtio_mmio@a003e00", BusMaster),
+            ("/intc@8000000/its@8080000", BusMaster),
+            ("/pcie@10000000", NoSmmu),
+            ("/pl011@9040000", Secure),
+            ("/secram@e000000", Secure),
+            ("/secflash@0", Secure),
+            ("/pl061@90b0000", Secure),
+            ("/gpio-poweroff", Secure),
+            ("/gpio-restart", Secure),
+        ] {
+            assert_eq!(decision(&p, path).hidden, Some(why), "{path}");
+        }
+        for path in ["/pl011@9000000", "/pl031@9010000", "/intc@8000000"] {
+            assert_eq!(decision(&p, path).hidden, None, "{path}");
+        }
+        // The ITS's phandle goes, so that the PCIe node's msi-map can be dropped.
+        assert!(p.hidden_phandles.contains(&0x8004));
+        // Nothing DMA-capable or secure is reachable.
+        for addr in [
+            0x0902_0000u64,
+            0x0808_0000,
+            0x0a00_0000,
+            0x0904_0000,
+            0x0e00_0000,
+            0x0,
+            0x40_1000_0000,
+        ] {
+            assert!(!p.host_mmio.iter().any(|r| r.contains(addr)), "{addr:#x}");
+        }
+    }
+
+    #[test]
+    fn pcie_is_the_hosts_only_behind_an_owned_smmu() {
+        let dtb = include_bytes!("../../tests/fixtures/virt-smmuv3.dtb");
+        let p = plan(dtb, Iommus::default(), LIMIT).unwrap();
+        assert_eq!(
+            decision(&p, "/pcie@10000000").hidden,
+            Some(HiddenBecause::NoSmmu)
+        );
+        assert_eq!(
+            decision(&p, "/smmuv3@9050000").hidden,
+            Some(HiddenBecause::Warden)
+        );
+        let p = plan(
+            dtb,
+            Iommus {
+                owned: &[0x0905_0000],
+            },
+            LIMIT,
+        )
+        .unwrap();
+        let pcie = decision(&p, "/pcie@10000000");
+        assert_eq!(pcie.hidden, None);
+        // ECAM, then the PIO, 32-bit and 64-bit windows from `ranges`.
+        assert!(
+            pcie.host_frames
+                .contains(&Range::new(0x40_1000_0000, 0x40_2000_0000))
+        );
+        assert!(
+            pcie.host_frames
+                .contains(&Range::new(0x1000_0000, 0x3eff_0000))
+        );
+        assert!(
+            pcie.host_frames
+                .contains(&Range::new(0x3eff_0000, 0x3f00_0000))
+        );
+        assert!(p.host_mmio.iter().any(|r| r.contains(0x1000_0000)));
+        // The 64-bit window (512 GiB up) lies beyond a 39-bit IPA space.
+        assert!(p.host_mmio.iter().all(|r| r.end <= LIMIT));
+        assert!(!p.host_mmio.iter().any(|r| r.contains(0x0905_0000)));
+        // Owning some other SMMU does not help.
+        let p = plan(
+            dtb,
+            Iommus {
+                owned: &[0x1234_0000],
+            },
+            LIMIT,
+        )
+        .unwrap();
+        assert_eq!(
+            decision(&p, "/pcie@10000000").hidden,
+            Some(HiddenBecause::NoSmmu)
+        );
+    }
+
+    #[test]
+    fn gicv2_keeps_distributor_and_cpu_interface_only() {
+        let dtb = include_bytes!("../../tests/fixtures/virt-gicv2.dtb");
+        let p = plan(dtb, Iommus::default(), LIMIT).unwrap();
+        let gic = decision(&p, "/intc@8000000");
+        assert_eq!(gic.hidden, None);
+        assert_eq!(
+            gic.host_frames,
+            [
+                Range::new(0x0800_0000, 0x0801_0000),
+                Range::new(0x0801_0000, 0x0802_0000)
+            ]
+        );
+        // GICH and GICV are withheld.
+        assert_eq!(gic.withheld_frames.len(), 2);
+        for r in &gic.withheld_frames {
+            assert!(!p.host_mmio.iter().any(|m| m.overlaps(r)));
+        }
+    }
+
+    #[test]
+    fn a_shared_page_goes_to_the_hidden_frame() {
+        let granted = [Range::new(0x1000, 0x1100)];
+        let denied = [Range::new(0x1200, 0x1300)];
+        assert_eq!(page_ranges(&granted, &denied, LIMIT), []);
+        let granted = [Range::new(0x1000, 0x4000), Range::new(0x4000, 0x5000)];
+        let denied = [Range::new(0x2000, 0x2010)];
+        assert_eq!(
+            page_ranges(&granted, &denied, LIMIT),
+            [Range::new(0x1000, 0x2000), Range::new(0x3000, 0x5000)]
+        );
+    }
+
+    #[test]
+    fn garbage_gives_no_plan() {
+        assert_eq!(plan(&[0u8; 16], Iommus::default(), LIMIT), None);
+    }
+}
