@@ -25,6 +25,8 @@ pub struct Counters {
     pub psci_calls: AtomicU64,
     pub smc_refused: AtomicU64,
     pub host_aborts: AtomicU64,
+    /// Of `host_aborts`, stage-2 permission faults (e.g. a fetch from a device page).
+    pub host_permission_faults: AtomicU64,
     /// Host faults on its own memory during a lend's break-before-make, retried.
     pub bbm_retries: AtomicU64,
     pub hvc_calls: AtomicU64,
@@ -38,6 +40,7 @@ impl Counters {
             psci_calls: AtomicU64::new(0),
             smc_refused: AtomicU64::new(0),
             host_aborts: AtomicU64::new(0),
+            host_permission_faults: AtomicU64::new(0),
             bbm_retries: AtomicU64::new(0),
             hvc_calls: AtomicU64::new(0),
         }

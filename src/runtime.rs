@@ -594,10 +594,11 @@ impl hvc::WardenInfo for Info<'_> {
 fn print_counters(shared: &Shared) {
     let (calls, errors) = COUNTERS.ffa_totals();
     info!(
-        "counters: FF-A calls {calls} (errors {errors}), PSCI {}, refused SMCs {}, stage-2 faults {} (+{} retried during lends), HVCs {}, live memory handles {}",
+        "counters: FF-A calls {calls} (errors {errors}), PSCI {}, refused SMCs {}, stage-2 faults {} ({} permission) (+{} retried during lends), HVCs {}, live memory handles {}",
         COUNTERS.psci_calls.load(Ordering::Relaxed),
         COUNTERS.smc_refused.load(Ordering::Relaxed),
         COUNTERS.host_aborts.load(Ordering::Relaxed),
+        COUNTERS.host_permission_faults.load(Ordering::Relaxed),
         COUNTERS.bbm_retries.load(Ordering::Relaxed),
         COUNTERS.hvc_calls.load(Ordering::Relaxed),
         shared.ffa.live_handles()
@@ -607,18 +608,26 @@ fn print_counters(shared: &Shared) {
     }
 }
 
-/// A stage-2 fault: the host touched an address it has no mapping for (warden's memory).
+/// A stage-2 fault: the host touched an address it has no mapping for (warden's memory,
+/// a hidden device, a lent page) or accessed a mapping in a way it does not allow.
 fn host_abort(frame: &mut TrapFrame, esr: u64) {
     let far = FAR_EL2.get();
     let ipa = (HPFAR_EL2.get() & 0x0fff_ffff_fff0) << 8 | (far & 0xfff);
-    // A fault on memory the host owns can only come from the break-before-make window of
-    // a lend on another CPU: the stage-2 lock waits for it to end, then the access is
-    // simply retried.
-    if let Some(shared) = SHARED.get()
+    let fault = esr::fault_kind(esr);
+    // A translation fault on memory the host owns can only come from the break-before-make
+    // window of a lend on another CPU: the stage-2 lock waits for it to end, then the
+    // access is retried. Any other kind would fault again forever: the host gets it.
+    if fault == esr::FaultKind::Translation
+        && let Some(shared) = SHARED.get()
         && shared.stage2.lock().host_may_access(ipa)
     {
         COUNTERS.bbm_retries.fetch_add(1, Ordering::Relaxed);
         return;
+    }
+    if fault == esr::FaultKind::Permission {
+        COUNTERS
+            .host_permission_faults
+            .fetch_add(1, Ordering::Relaxed);
     }
     let (kind, what) = match ExceptionClass::from_esr(esr) {
         ExceptionClass::InstructionAbortLower => (Injection::InstructionAbort, "instruction fetch"),
@@ -630,7 +639,7 @@ fn host_abort(frame: &mut TrapFrame, esr: u64) {
     let n = COUNTERS.host_aborts.fetch_add(1, Ordering::Relaxed);
     if n < 16 || n.is_multiple_of(4096) {
         warn!(
-            "host {what} of IPA {ipa:#x} at PC {:#x} refused: not the host's memory or device; external abort injected (#{})",
+            "host {what} of IPA {ipa:#x} at PC {:#x} refused ({fault:?} fault): not the host's memory or device, or not allowed there; external abort injected (#{})",
             frame.elr,
             n + 1
         );

@@ -104,6 +104,28 @@ pub fn inject(kind: Injection, elr: u64, spsr: u64, vbar_el1: u64) -> InjectedEx
     }
 }
 
+/// What an abort's fault status code (ISS.DFSC/IFSC, bits [5:0]) says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// No valid descriptor (levels -1 to 3): the only kind a break-before-make window causes.
+    Translation,
+    /// A valid descriptor that does not allow the access (write to read-only, fetch from
+    /// execute-never, device memory included).
+    Permission,
+    /// Access flag, alignment, external aborts, TLB conflicts and the rest.
+    Other,
+}
+
+/// Decodes the fault status code of an instruction or data abort syndrome
+/// (DDI 0487, ESR_EL2 ISS encoding for aborts: DFSC/IFSC).
+pub fn fault_kind(esr: u64) -> FaultKind {
+    match esr & 0x3f {
+        0b00_0100..=0b00_0111 | 0b10_1011 => FaultKind::Translation,
+        0b00_1100..=0b00_1111 => FaultKind::Permission,
+        _ => FaultKind::Other,
+    }
+}
+
 /// ISS.WnR of a data abort syndrome.
 pub fn is_write(esr: u64) -> bool {
     esr & ESR_WNR != 0
@@ -112,6 +134,22 @@ pub fn is_write(esr: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decodes_fault_kinds() {
+        // Stage-2 translation fault, level 3, on a read.
+        assert_eq!(fault_kind(0x9200_0007), FaultKind::Translation);
+        assert_eq!(fault_kind(0x8200_0004), FaultKind::Translation);
+        assert_eq!(fault_kind(0x9200_002b), FaultKind::Translation);
+        // Permission faults, levels 1-3: instruction fetch from XN device memory, a write to
+        // a read-only mapping.
+        assert_eq!(fault_kind(0x8200_000f), FaultKind::Permission);
+        assert_eq!(fault_kind(0x9200_004d), FaultKind::Permission);
+        // Access flag, external abort, alignment.
+        assert_eq!(fault_kind(0x9200_000b), FaultKind::Other);
+        assert_eq!(fault_kind(0x9200_0010), FaultKind::Other);
+        assert_eq!(fault_kind(0x9200_0021), FaultKind::Other);
+    }
 
     #[test]
     fn decodes_classes() {

@@ -64,10 +64,18 @@ testhost_vectors:
     str     x0, [x1]
     mrs     x0, far_el1
     str     x0, [x1, #8]
-    mrs     x0, elr_el1
+    // An instruction abort (EC 0x21) returns to the caller of the branch, x30; anything
+    // else resumes after the faulting instruction.
+    mrs     x0, esr_el1
+    lsr     x0, x0, #26
+    cmp     x0, #0x21
+    b.ne    1f
+    msr     elr_el1, x30
+    b       2f
+1:  mrs     x0, elr_el1
     add     x0, x0, #4
     msr     elr_el1, x0
-    ldp     x0, x1, [sp], #16
+2:  ldp     x0, x1, [sp], #16
     eret
     unexpected 5
     unexpected 6

@@ -176,6 +176,39 @@ pub(crate) fn poke(addr: u64, value: u64) -> (u64, u64) {
     (f[0], f[1])
 }
 
+/// Branches to `addr` with the first GiB mapped as normal memory at stage-1 (so that only
+/// stage-2 decides whether the fetch may happen); returns the abort the vector recorded,
+/// which returns to the caller through the link register. Single CPU only.
+pub(crate) fn fetch_from_first_gib(addr: u64) -> (u64, u64) {
+    let normal = blocks::level1_blocks(Regime::El1, |gib| gib == 0)[0];
+    let device = blocks::level1_blocks(Regime::El1, |_| false)[0];
+    let remap = |entry: u64| {
+        // SAFETY: only this CPU walks the table while the test runs; the entry maps the
+        // same addresses with other attributes, and the TLB is invalidated after.
+        unsafe {
+            (&raw mut TABLE.0[0]).write_volatile(entry);
+            asm!(
+                "dsb ishst",
+                "tlbi vmalle1",
+                "dsb ish",
+                "isb",
+                options(nostack)
+            );
+        }
+    };
+    remap(normal);
+    // SAFETY: the fault record is only written by this CPU's vector.
+    unsafe { (&raw mut testhost_last_fault).write([0, 0]) };
+    // SAFETY: the branch target faults (the test's premise); the vector records the
+    // instruction abort and returns to x30, right after the blr. If it did not fault, the
+    // code there would run: the callers only aim at device pages.
+    unsafe { asm!("blr {a}", a = in(reg) addr, out("x30") _, clobber_abi("C")) };
+    remap(device);
+    // SAFETY: as above.
+    let f = unsafe { (&raw const testhost_last_fault).read_volatile() };
+    (f[0], f[1])
+}
+
 /// `ffa=1.N` on the command line, as an FF-A version word (1.2 if absent).
 fn ffa_version_arg(args: &str) -> u32 {
     match args.split_whitespace().find_map(|w| w.strip_prefix("ffa=")) {

@@ -8,7 +8,7 @@ use warden::ffa::version::FfaVersion;
 use warden::platform::memmap::Range;
 
 use super::mem_checks::{desc, handle_of, reclaim, send};
-use super::{FFA_SUCCESS_32, Report, error_of, poke, probe};
+use super::{FFA_SUCCESS_32, Report, error_of, fetch_from_first_gib, poke, probe};
 
 const FW_CFG: u64 = 0x0902_0000;
 /// The fw_cfg DMA address register: big-endian, a 64-bit write starts the transfer
@@ -159,6 +159,16 @@ pub fn run(
         let fault = probe(addr, false);
         r.check(name, fault.0 == 0, format_args!("ESR {:#x}", fault.0));
     }
+
+    // An instruction fetch from a device page the host does map is a stage-2 permission
+    // fault: it must reach the host as an abort, not be retried forever.
+    let flash = 0x0400_0000;
+    let fault = fetch_from_first_gib(flash);
+    r.check(
+        "a fetch from a device page reaches the host as an instruction abort",
+        fault.0 >> 26 == 0x21 && fault.1 == flash,
+        format_args!("ESR {:#x} FAR {:#x}", fault.0, fault.1),
+    );
 
     // fw_cfg's DMA aimed at warden's memory: the register is out of reach, and warden's
     // word reads back as before.
