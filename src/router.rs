@@ -85,7 +85,11 @@ pub fn handle_smc(
     cpus: &impl CpuTopology,
     ffa: &mut impl FfaService,
 ) -> Reply {
-    let fid = FunctionId::from_reg(regs[0]);
+    let fid = FunctionId::from_reg(regs[0]).without_sve_hint();
+    // Everything past here sees the ID without the hint (w0 only; SMCCC ignores x0[63:32]).
+    let mut hinted = *regs;
+    hinted[0] = fid.0 as u64;
+    let regs = &hinted;
     match classify(fid) {
         Route::SmcccArch => Reply::narrow(monitor.call(regs)),
         Route::Psci => Reply::narrow(relay_psci(fid, regs, monitor, cpus)),
@@ -198,6 +202,7 @@ mod tests {
         assert_eq!(classify(FunctionId(0x8200_0000)), Route::Refused); // SiP
         assert_eq!(classify(FunctionId(0x0400_0063)), Route::Refused); // yielding
         assert_eq!(classify(FunctionId(0x8410_0063)), Route::Refused); // reserved bits
+        assert_eq!(classify(FunctionId(0x8402_0063)), Route::Refused); // reserved bit 17
         assert_eq!(classify(FunctionId(0xc000_0000)), Route::Refused); // SMC64 arch
     }
 
@@ -213,6 +218,19 @@ mod tests {
         assert_eq!(reply.count, 4);
         assert!(m.calls.is_empty());
         assert_eq!(ffa.0, 0);
+    }
+
+    #[test]
+    fn sve_hint_is_accepted_and_cleared() {
+        let (mut m, c) = (Monitor::default(), Cpus::default());
+        let mut ffa = Ffa(0);
+        handle_smc(&regs(0x8401_0063), &mut m, &c, &mut ffa);
+        assert_eq!(ffa.0, 1, "FF-A with the hint reaches the proxy");
+        handle_smc(&regs(0x8401_0000), &mut m, &c, &mut ffa);
+        assert_eq!(
+            m.calls[0][0], 0x8400_0000,
+            "PSCI reaches EL3 without the hint"
+        );
     }
 
     #[test]

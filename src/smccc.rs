@@ -45,11 +45,21 @@ impl FunctionId {
     pub fn number(self) -> u16 {
         self.0 as u16
     }
-    /// Bits [23:16] must be zero for fast calls (DEN0028 §2.5).
+    /// Bits [23:17] must be zero for fast calls (DEN0028 §2.5); bit 16 is the SVE hint.
     pub fn reserved_bits_clear(self) -> bool {
-        self.0 & 0x00ff_0000 == 0
+        self.0 & 0x00fe_0000 == 0
+    }
+    /// The ID without the SMCCC 1.3 SVE hint (bit 16: "the caller's SVE state above the
+    /// FP/SIMD registers is not live", DEN0028 §2.5.1). It is only a hint that a callee
+    /// may skip saving SVE state, so dropping it is always correct; warden drops it
+    /// before routing, so that a host on SVE hardware (Linux sets it there) is served.
+    pub fn without_sve_hint(self) -> Self {
+        Self(self.0 & !SVE_HINT)
     }
 }
+
+/// SMCCC 1.3 function ID bit 16: SVE state not live.
+pub const SVE_HINT: u32 = 1 << 16;
 
 /// SMCCC return value for an unknown function ID (DEN0028 §5.2: -1 in w0/x0).
 pub const NOT_SUPPORTED: u64 = u64::MAX;
@@ -73,6 +83,11 @@ mod tests {
         assert_eq!(rxtx_map_64.number(), 0x66);
         assert_eq!(FunctionId(SMCCC_VERSION).owner(), Owner::Arch);
         assert_eq!(FunctionId(0xc600_0000).owner(), Owner::VendorHypervisor);
-        assert!(!FunctionId(0x8401_0063).reserved_bits_clear());
+        assert!(FunctionId(0x8401_0063).reserved_bits_clear());
+        assert!(!FunctionId(0x8402_0063).reserved_bits_clear());
+        assert_eq!(
+            FunctionId(0x8401_0063).without_sve_hint(),
+            FunctionId(0x8400_0063)
+        );
     }
 }
