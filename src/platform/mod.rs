@@ -5,6 +5,7 @@ pub mod devices;
 pub mod dt;
 pub mod host_dt;
 pub mod memmap;
+pub mod smmuv3;
 
 #[cfg(all(target_os = "none", feature = "runtime"))]
 pub mod console;
