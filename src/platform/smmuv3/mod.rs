@@ -35,6 +35,7 @@
 
 pub mod desc;
 pub mod regs;
+pub mod table;
 
 
 /// What can go wrong while driving the SMMU.
