@@ -34,6 +34,7 @@
 )]
 
 pub mod desc;
+pub mod dt;
 pub mod regs;
 pub mod table;
 
