@@ -1,5 +1,5 @@
 //! What warden has done for the host, counted per call type: FF-A calls and errors per
-//! function, PSCI calls, refused SMCs, stage-2 faults. Kept with relaxed atomics so every
+//! function, PSCI calls, refused SMCs, stage-2 faults, DMA faults. Kept with relaxed atomics so every
 //! CPU counts without a lock; read by warden's HVC and printed at power-off, so that tests
 //! can check that nothing was lost.
 // Host input must never be able to panic warden: no unwrap/expect/panic and no
@@ -30,6 +30,8 @@ pub struct Counters {
     /// Host faults on its own memory during a lend's break-before-make, retried.
     pub bbm_retries: AtomicU64,
     pub hvc_calls: AtomicU64,
+    /// DMA the SMMU blocked and recorded (event records drained).
+    pub dma_faults: AtomicU64,
 }
 
 impl Counters {
@@ -43,6 +45,7 @@ impl Counters {
             host_permission_faults: AtomicU64::new(0),
             bbm_retries: AtomicU64::new(0),
             hvc_calls: AtomicU64::new(0),
+            dma_faults: AtomicU64::new(0),
         }
     }
 

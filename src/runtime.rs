@@ -24,7 +24,8 @@ use crate::platform::console;
 use crate::platform::devices;
 use crate::platform::dt::{self, PlatformInfo};
 use crate::platform::host_dt;
-use crate::platform::memmap::{self, Range};
+use crate::platform::memmap::{self, HostMemKind, Range};
+use crate::platform::smmuv3::{self, hw as smmu_hw};
 use crate::psci::HostEntry;
 use crate::router::{self, CpuTopology, FfaService, SecureMonitor};
 use crate::smccc::FunctionId;
@@ -109,6 +110,17 @@ struct Shared {
     /// The host's stage-2, shared by all CPUs (one VMID: there is one host).
     stage2: Mutex<HostStage2>,
     vtcr: u64,
+    /// The SMMUs warden took over: their DMA tables follow the host's stage-2.
+    smmus: alloc::vec::Vec<OwnedSmmu>,
+}
+
+/// An SMMUv3 that warden drives (`platform::smmuv3`).
+struct OwnedSmmu {
+    frame: Range,
+    /// Commands and the DMA table (lends and reclaims).
+    control: Mutex<smmu_hw::Smmu>,
+    /// The event queue (DMA faults), drained on the way into warden.
+    events: Mutex<smmu_hw::Events>,
 }
 
 static SHARED: Once<Shared> = Once::new();
@@ -135,6 +147,8 @@ static COUNTERS: Counters = Counters::new();
 /// CNTPCT_EL0 at warden's first instruction and at the host's first entry.
 static BOOT_ENTRY: AtomicU64 = AtomicU64::new(0);
 static BOOT_HOST: AtomicU64 = AtomicU64::new(0);
+/// Lines logged about DMA faults (for rate-limiting them).
+static DMA_FAULT_LINES: AtomicU64 = AtomicU64::new(0);
 
 /// Referenced from `main.rs` so that the linker keeps this module.
 pub fn link() {}
@@ -167,7 +181,16 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     let Ok(platform) = PlatformInfo::parse(&tree) else {
         park()
     };
-    let devices: alloc::vec::Vec<Range> = platform.console.into_iter().collect();
+    // SMMUs: warden's own devices, mapped for warden (the device plan keeps them from the
+    // host).
+    let smmu_nodes = smmuv3::dt::find(&tree);
+    let smmu_frames: alloc::vec::Vec<Range> =
+        smmu_nodes.iter().map(|n| n.frame.align_out(4096)).collect();
+    let devices: alloc::vec::Vec<Range> = platform
+        .console
+        .into_iter()
+        .chain(smmu_frames.iter().copied())
+        .collect();
     let layout = ImageLayout {
         text: image::text(),
         rodata: image::rodata(),
@@ -200,10 +223,23 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     let warden_mem = image::private();
     let pa_range = ID_AA64MMFR0_EL1.get() & 0xf;
     let ipa_limit = 1u64 << stage2::IPA_BITS.min(mmu::pa_bits());
+    // The SMMUs first: DMA isolation decides whether PCIe may reach the host at all. Their
+    // DMA tables map the host's RAM (warden's memory excluded).
+    let host_ram: alloc::vec::Vec<Range> =
+        memmap::host_layout(&platform.memory, &[warden_mem], &[], ipa_limit)
+            .into_iter()
+            .filter(|(_, k)| *k == HostMemKind::Ram)
+            .map(|(r, _)| r)
+            .collect();
+    let smmus: alloc::vec::Vec<OwnedSmmu> = smmu_nodes
+        .iter()
+        .filter_map(|node| take_over_smmu(node, &host_ram))
+        .collect();
+    let owned: alloc::vec::Vec<u64> = smmus.iter().map(|s| s.frame.start).collect();
     // MMIO default-deny: the host's stage-2 maps only the device frames it may program.
-    // No SMMU is owned yet, so PCIe stays hidden.
+    // PCIe only when every stream behind it goes through an SMMU warden owns.
     let device_plan =
-        devices::plan(&tree, devices::Iommus::default(), ipa_limit).unwrap_or_default();
+        devices::plan(&tree, devices::Iommus { owned: &owned }, ipa_limit).unwrap_or_default();
     log_device_plan(&device_plan);
     let host_map = memmap::host_layout(
         &platform.memory,
@@ -223,6 +259,7 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         ram: &platform.memory,
         warden_mem,
         stage2: None,
+        smmus: &[],
     };
     let ffa = FfaProxy::init(
         &mut env,
@@ -236,6 +273,7 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         warden_mem,
         ffa,
         platform,
+        smmus,
     });
     let boot = host_dt::HostBoot {
         bootargs: kernel.bootargs.as_deref(),
@@ -257,6 +295,82 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
             context_id: host_dt,
         },
     )
+}
+
+/// Takes the SMMU at `node` over for DMA isolation (see `platform::smmuv3`); `host_ram` is
+/// what its DMA table maps. `None` if it cannot be driven: it is then left disabled with
+/// incoming DMA aborted, when it got that far.
+fn take_over_smmu(node: &smmuv3::dt::SmmuNode, host_ram: &[Range]) -> Option<OwnedSmmu> {
+    match smmu_hw::take_over(node, host_ram) {
+        Ok((control, events, s)) => {
+            info!(
+                "SMMU: took over the SMMUv3 at {:#x} (IDR0 {:#x}: stage 1{}, {}coherent): {}, every stream through one DMA table ({} page(s)) mapping the host's RAM only; hidden from the host",
+                node.frame.start,
+                s.idr0,
+                if s.features.stage2 { " and 2" } else { " only" },
+                if s.coherent { "" } else { "not " },
+                s.strtab,
+                s.table_pages,
+            );
+            Some(OwnedSmmu {
+                frame: node.frame,
+                control: Mutex::new(control),
+                events: Mutex::new(events),
+            })
+        }
+        Err(e) => {
+            error!(
+                "SMMU: cannot drive the SMMUv3 at {:#x} ({e}); left disabled, its DMA aborted",
+                node.frame.start
+            );
+            None
+        }
+    }
+}
+
+/// Reads the SMMUs' new event records: each is a DMA access the SMMU blocked. Counted one
+/// by one; logged one line per burst (the same stream, page and direction), the first 16
+/// lines and then one in 4096. Skipped while another CPU drains.
+fn drain_dma_faults(shared: &Shared) {
+    fn log_burst(e: &smmuv3::desc::Event, more: u64) {
+        let n = DMA_FAULT_LINES.fetch_add(1, Ordering::Relaxed);
+        if n < 16 || n.is_multiple_of(4096) {
+            let total = COUNTERS.dma_faults.load(Ordering::Relaxed);
+            if more == 0 {
+                warn!("SMMU: DMA fault: {e}; blocked (fault #{total})");
+            } else {
+                warn!(
+                    "SMMU: DMA fault: {e}; blocked (and {more} more in that page; fault #{total})"
+                );
+            }
+        }
+    }
+    for smmu in &shared.smmus {
+        let Some(mut events) = smmu.events.try_lock() else {
+            continue;
+        };
+        let mut burst: Option<(smmuv3::desc::Event, u64)> = None;
+        let drained = events.drain(|e| {
+            COUNTERS.dma_faults.fetch_add(1, Ordering::Relaxed);
+            match &mut burst {
+                Some((first, more)) if first.same_burst(&e) => *more += 1,
+                _ => {
+                    if let Some((first, more)) = burst.replace((e, 0)) {
+                        log_burst(&first, more);
+                    }
+                }
+            }
+        });
+        if let Some((first, more)) = burst {
+            log_burst(&first, more);
+        }
+        if drained.lost {
+            warn!(
+                "SMMU at {:#x}: event queue full; some DMA faults went unrecorded",
+                smmu.frame.start
+            );
+        }
+    }
 }
 
 /// A secondary CPU started (or resumed) by EL3 at warden's entry, through the PSCI relay.
@@ -415,6 +529,8 @@ struct HostFfaEnv<'a> {
     warden_mem: Range,
     /// None only during boot, before the host has a stage-2 (no lends then).
     stage2: Option<&'a Mutex<HostStage2>>,
+    /// The SMMUs whose DMA tables follow the stage-2.
+    smmus: &'a [OwnedSmmu],
 }
 
 impl ProxyEnv for HostFfaEnv<'_> {
@@ -461,13 +577,25 @@ impl ProxyEnv for HostFfaEnv<'_> {
     }
     fn unmap_from_host(&mut self, ranges: &[Range]) -> Result<(), FfaError> {
         let s2 = self.stage2.ok_or(FfaError::Denied)?;
-        let mut s2 = s2.lock();
-        s2.lend(ranges).map_err(|e| {
+        s2.lock().lend(ranges).map_err(|e| {
             error!("host stage-2: lend failed: {e}");
             // Whatever was unmapped goes back.
-            let _ = s2.restore(ranges);
+            let _ = s2.lock().restore(ranges);
             FfaError::Aborted
-        })
+        })?;
+        // Then DMA: when this returns, no device reaches the pages either, and the lend
+        // may go to the SPMC.
+        for (i, smmu) in self.smmus.iter().enumerate() {
+            if let Err(e) = smmu.control.lock().lend(ranges) {
+                error!("SMMU: lend failed: {e}; undone");
+                for earlier in self.smmus.iter().take(i) {
+                    let _ = earlier.control.lock().restore(ranges);
+                }
+                let _ = s2.lock().restore(ranges);
+                return Err(FfaError::Aborted);
+            }
+        }
+        Ok(())
     }
     fn map_to_host(&mut self, ranges: &[Range]) {
         if let Some(s2) = self.stage2
@@ -477,6 +605,11 @@ impl ProxyEnv for HostFfaEnv<'_> {
                 "host stage-2: restoring {} range(s) failed: {e}",
                 ranges.len()
             );
+        }
+        for smmu in self.smmus {
+            if let Err(e) = smmu.control.lock().restore(ranges) {
+                error!("SMMU: restoring {} range(s) failed: {e}", ranges.len());
+            }
         }
     }
     fn own_rx(&self) -> &[u8] {
@@ -524,6 +657,7 @@ extern "C" fn warden_host_trap(frame: &mut TrapFrame, kind: u64) {
 fn host_sync(frame: &mut TrapFrame) {
     let esr = ESR_EL2.get();
     let Some(shared) = SHARED.get() else { return };
+    drain_dma_faults(shared);
     match ExceptionClass::from_esr(esr) {
         ExceptionClass::Smc64 => {
             // A trapped SMC leaves ELR_EL2 at the SMC itself.
@@ -534,6 +668,7 @@ fn host_sync(frame: &mut TrapFrame) {
                     ram: &shared.platform.memory,
                     warden_mem: shared.warden_mem,
                     stage2: Some(&shared.stage2),
+                    smmus: &shared.smmus,
                 },
             };
             let topology = Topology(&shared.platform);
@@ -559,7 +694,7 @@ fn host_sync(frame: &mut TrapFrame) {
         ExceptionClass::Hvc64 => {
             COUNTERS.hvc_calls.fetch_add(1, Ordering::Relaxed);
             let out = hvc::handle(&frame.smccc_regs(), &Info(shared));
-            frame.set_smccc_results(&out, 4);
+            frame.set_smccc_results(&out, hvc::RESULT_REGS);
         }
         ExceptionClass::DataAbortLower | ExceptionClass::InstructionAbortLower => {
             host_abort(frame, esr)
@@ -578,10 +713,15 @@ fn host_sync(frame: &mut TrapFrame) {
 struct Info<'a>(&'a Shared);
 
 impl hvc::WardenInfo for Info<'_> {
-    fn counters(&self) -> (u64, u64, u64) {
+    fn counters(&self) -> hvc::CountersReply {
         print_counters(self.0);
         let (calls, errors) = COUNTERS.ffa_totals();
-        (calls, errors, self.0.ffa.live_handles() as u64)
+        hvc::CountersReply {
+            ffa_calls: calls,
+            ffa_errors: errors,
+            live_handles: self.0.ffa.live_handles() as u64,
+            dma_faults: COUNTERS.dma_faults.load(Ordering::Relaxed),
+        }
     }
     fn boot_times(&self) -> (u64, u64) {
         (
@@ -605,6 +745,12 @@ fn print_counters(shared: &Shared) {
     );
     for (n, c, e) in COUNTERS.ffa_by_function() {
         info!("counters: FF-A function {n:#04x}: {c} call(s), {e} error(s)");
+    }
+    if !shared.smmus.is_empty() {
+        info!(
+            "counters: SMMU DMA faults {} (blocked and recorded)",
+            COUNTERS.dma_faults.load(Ordering::Relaxed)
+        );
     }
 }
 

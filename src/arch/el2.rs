@@ -112,6 +112,21 @@ pub fn clean_dcache_to_poc(start: usize, end: usize) {
     unsafe { core::arch::asm!("dsb sy", options(nostack)) };
 }
 
+/// Cleans and invalidates data-cache lines of `[start, end)` to the point of coherency, so
+/// that the CPU next reads what a non-coherent device (an SMMU's event records) wrote to
+/// memory. Lines the CPU wrote are written back first, so nothing of its own is lost.
+pub fn invalidate_dcache_to_poc(start: usize, end: usize) {
+    let line = 4 << (ctr_dminline_log2_words());
+    let mut addr = start & !(line - 1);
+    while addr < end {
+        // SAFETY: `dc civac` on a mapped address only writes back and drops a cache line.
+        unsafe { core::arch::asm!("dc civac, {}", in(reg) addr, options(nostack)) };
+        addr += line;
+    }
+    // SAFETY: a barrier has no memory effects of its own.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+}
+
 fn ctr_dminline_log2_words() -> usize {
     let ctr: u64;
     // SAFETY: reading CTR_EL0 has no side effects.

@@ -316,7 +316,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
     }
 
     let v = hvc(WARDEN_HVC_VERSION)[0];
-    r.check("warden HVC version", v == 0x1_0001, format_args!("{v:#x}"));
+    r.check("warden HVC version", v == 0x1_0002, format_args!("{v:#x}"));
     let v = hvc(0x8600_00ff)[0] as u32;
     r.check(
         "unknown HVC refused",

@@ -38,6 +38,8 @@ pub mod dt;
 pub mod regs;
 pub mod table;
 
+#[cfg(all(target_os = "none", feature = "runtime"))]
+pub mod hw;
 
 /// What can go wrong while driving the SMMU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
