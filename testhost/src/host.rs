@@ -63,6 +63,7 @@ macro_rules! say {
 }
 
 mod device_checks;
+mod dma_checks;
 mod ffa_checks;
 mod hostile;
 mod mem_checks;
@@ -293,7 +294,6 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
             format_args!("RAM too small"),
         ),
     }
-
     // Devices: default-deny MMIO, fw_cfg and the ITS out of reach. The page 32 KiB into
     // the scratch RAM is free once the sharing checks are done.
     let warden_word = fdt::Fdt::new(&tree).ok().and_then(|f| {
@@ -311,6 +311,21 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
             ffa_checks::buffers().0,
             s.start + 0x8000,
             warden_range(&tree),
+            warden_word,
+        );
+    }
+
+    // DMA isolation, when the machine has a PCI device to DMA with: the last MiB of the
+    // scratch RAM holds the buffers.
+    if let (Some(s), Some(w)) = (scratch, warden_range(&tree)) {
+        let buffers = Range::new(s.end - 0x10_0000, s.end);
+        dma_checks::run(
+            &mut r,
+            &tree,
+            version,
+            ffa_checks::buffers().0,
+            buffers,
+            w,
             warden_word,
         );
     }
