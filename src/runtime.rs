@@ -199,7 +199,8 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     };
     let warden_mem = image::private();
     let pa_range = ID_AA64MMFR0_EL1.get() & 0xf;
-    let ipa_limit = 1u64 << stage2::IPA_BITS.min(mmu::pa_bits());
+    let ipa_bits = stage2::ipa_bits(mmu::pa_bits());
+    let ipa_limit = 1u64 << ipa_bits.min(mmu::pa_bits());
     // MMIO default-deny: the host's stage-2 maps only the device frames it may program.
     // No SMMU is owned yet, so PCIe stays hidden.
     let device_plan =
@@ -211,11 +212,11 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         &device_plan.host_mmio,
         ipa_limit,
     );
-    let s2 = HostStage2::new(&host_map).unwrap_or_else(|e| panic!("host stage-2: {e}"));
+    let s2 = HostStage2::new(&host_map, ipa_bits).unwrap_or_else(|e| panic!("host stage-2: {e}"));
     info!(
         "host stage-2: {} regions over {} bits of IPA, warden's {:#x}..{:#x} unmapped",
         host_map.len(),
-        stage2::IPA_BITS,
+        ipa_bits,
         warden_mem.start,
         warden_mem.end
     );
@@ -231,7 +232,7 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         OWN_BUFFER_PAGES as u64,
     );
     let shared = SHARED.call_once(|| Shared {
-        vtcr: stage2::vtcr(pa_range),
+        vtcr: stage2::vtcr(pa_range, ipa_bits),
         stage2: Mutex::new(s2),
         warden_mem,
         ffa,
