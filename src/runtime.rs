@@ -222,7 +222,8 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     };
     let warden_mem = image::private();
     let pa_range = ID_AA64MMFR0_EL1.get() & 0xf;
-    let ipa_limit = 1u64 << stage2::IPA_BITS.min(mmu::pa_bits());
+    let ipa_bits = stage2::ipa_bits(mmu::pa_bits());
+    let ipa_limit = 1u64 << ipa_bits.min(mmu::pa_bits());
     // The SMMUs first: DMA isolation decides whether PCIe may reach the host at all. Their
     // DMA tables map the host's RAM (warden's memory excluded).
     let host_ram: alloc::vec::Vec<Range> =
@@ -247,11 +248,11 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         &device_plan.host_mmio,
         ipa_limit,
     );
-    let s2 = HostStage2::new(&host_map).unwrap_or_else(|e| panic!("host stage-2: {e}"));
+    let s2 = HostStage2::new(&host_map, ipa_bits).unwrap_or_else(|e| panic!("host stage-2: {e}"));
     info!(
         "host stage-2: {} regions over {} bits of IPA, warden's {:#x}..{:#x} unmapped",
         host_map.len(),
-        stage2::IPA_BITS,
+        ipa_bits,
         warden_mem.start,
         warden_mem.end
     );
@@ -268,7 +269,7 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         OWN_BUFFER_PAGES as u64,
     );
     let shared = SHARED.call_once(|| Shared {
-        vtcr: stage2::vtcr(pa_range),
+        vtcr: stage2::vtcr(pa_range, ipa_bits),
         stage2: Mutex::new(s2),
         warden_mem,
         ffa,

@@ -20,9 +20,19 @@ use alloc::vec::Vec;
 
 use crate::platform::memmap::{HostMemKind, Range};
 
-/// Host IPA bits: a level-1 root with the 4 KiB granule covers 39 bits (aarch64-paging
-/// does not build concatenated root tables).
-pub const IPA_BITS: u32 = 39;
+/// Host IPA bits for a CPU with `pa_bits` of physical address: 40 (1 TiB, a level-0 root)
+/// where the PA range is at least 44 bits, else 39 (a level-1 root). 1 TiB covers QEMU virt's
+/// high PCIe window (512 GiB at 512 GiB), where Linux places 64-bit BARs. With the 4 KiB
+/// granule Arm reserves a level-0 start below a 44-bit PA range (VTCR_EL2.SL0), and a 40-bit
+/// IPA from level 1 needs concatenated root tables, which aarch64-paging does not build.
+pub fn ipa_bits(pa_bits: u32) -> u32 {
+    if pa_bits >= 44 { 40 } else { 39 }
+}
+
+/// The level of the stage-2 root table for an IPA of `ipa_bits` (4 KiB granule).
+fn root_level(ipa_bits: u32) -> usize {
+    if ipa_bits > 39 { 0 } else { 1 }
+}
 
 pub struct HostStage2 {
     map: IdMap<Stage2>,
@@ -58,8 +68,11 @@ fn attributes(kind: HostMemKind) -> Stage2Attributes {
 }
 
 impl HostStage2 {
-    pub fn new(layout: &[(Range, HostMemKind)]) -> Result<Self, aarch64_paging::MapError> {
-        let mut map = IdMap::new(1, Stage2);
+    pub fn new(
+        layout: &[(Range, HostMemKind)],
+        ipa_bits: u32,
+    ) -> Result<Self, aarch64_paging::MapError> {
+        let mut map = IdMap::new(root_level(ipa_bits), Stage2);
         for (range, kind) in layout {
             let mut start = range.start;
             while start < range.end {
@@ -169,9 +182,10 @@ fn invalidate_all() {
     };
 }
 
-/// VTCR_EL2: T0SZ = 64 - 39, SL0 = 1 (start at level 1 with 4 KiB pages), write-back
-/// inner-shareable walks, PS from the CPU's physical address range; bit 31 is RES1.
-/// DDI 0487 D24.2.186.
-pub fn vtcr(pa_range: u64) -> u64 {
-    (64 - IPA_BITS as u64) | 1 << 6 | 1 << 8 | 1 << 10 | 3 << 12 | pa_range.min(5) << 16 | 1 << 31
+/// VTCR_EL2: T0SZ = 64 - `ipa_bits`, SL0 = the root level (2: level 0, 1: level 1, with
+/// 4 KiB pages), write-back inner-shareable walks, PS from the CPU's physical address range;
+/// bit 31 is RES1. DDI 0487 D24.2.186.
+pub fn vtcr(pa_range: u64, ipa_bits: u32) -> u64 {
+    let sl0 = 2 - root_level(ipa_bits) as u64;
+    (64 - ipa_bits as u64) | sl0 << 6 | 1 << 8 | 1 << 10 | 3 << 12 | pa_range.min(5) << 16 | 1 << 31
 }
