@@ -36,7 +36,9 @@ fi
 # Quotes a command line for messages, so that it can be pasted back into a shell.
 quote_cmd() {
     local out='' a
-    for a; do out+=" $(printf '%q' "$a")"; done
+    for a; do
+        if [[ $a =~ ^[A-Za-z0-9_./,:=@%+-]+$ ]]; then out+=" $a"; else out+=" $(printf '%q' "$a")"; fi
+    done
     printf '%s\n' "${out# }"
 }
 
