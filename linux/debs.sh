@@ -25,11 +25,11 @@ ensure_tools() {
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
     log "installing: ${missing[*]}"
     # env rather than export: sudo resets the environment.
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null ||
-        die "apt-get update failed"
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get -q install -y --no-install-recommends "${missing[@]}" >/dev/null ||
-        die "apt-get install ${missing[*]} failed"
+    run_logged "$WARDEN_CACHE/logs/apt-update.log" \
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -q update
+    run_logged "$WARDEN_CACHE/logs/apt-install.log" \
+        as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get -q install -y --no-install-recommends "${missing[@]}"
 }
 
 debs_aptdir=$WARDEN_CACHE/apt-arm64

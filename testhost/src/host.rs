@@ -128,12 +128,106 @@ fn current_el() -> u64 {
     el >> 2 & 3
 }
 
+/// The checks this host makes for its configuration, section by section, in the order they run.
+/// Each section's count comes from the code that runs it, so a check that is added, removed or
+/// silently skipped shows up as a section off its plan, and the verdict is FAIL.
+struct Plan([(&'static str, u32); 10]);
+
+impl Plan {
+    fn new(version: u32, cpus: usize, tree: &[u8], warden_word: Option<u64>) -> Plan {
+        Plan([
+            ("boot", 1),
+            ("ffa", ffa_checks::planned(version)),
+            ("memory", mem_checks::PLANNED),
+            ("devices", device_checks::planned(tree, warden_word)),
+            ("dma", dma_checks::planned(tree)),
+            ("calls", 4 + UNKNOWN_SMCS.len() as u32),
+            ("isolation", 6),
+            ("smp", smp_planned(cpus)),
+            ("hostile", hostile::PLANNED),
+            ("accounting", 2),
+        ])
+    }
+
+    fn total(&self) -> u32 {
+        self.0.iter().map(|s| s.1).sum()
+    }
+
+    fn of(&self, section: &str) -> u32 {
+        self.0.iter().find(|s| s.0 == section).map_or(0, |s| s.1)
+    }
+}
+
+/// The host's report. It prints the plan first and a verdict last (both lines only this host
+/// prints): `testhost: plan N checks ...`, then `testhost: verdict PASS N/N` only if every
+/// planned check ran and passed and every section ran exactly its plan.
 pub(crate) struct Report {
+    plan: Plan,
     passed: u32,
     failed: u32,
+    /// The section running: its name and the number of checks made before it.
+    section: Option<(&'static str, u32)>,
+    /// Sections that made a different number of checks than planned.
+    off_plan: u32,
 }
 
 impl Report {
+    fn new(plan: Plan, version: u32, cpus: usize) -> Report {
+        let mut list = alloc::string::String::new();
+        for (i, (name, n)) in plan.0.iter().enumerate() {
+            let _ = write!(list, "{}{name} {n}", if i > 0 { ", " } else { "" });
+        }
+        say!(
+            "testhost: plan {} checks for FF-A v{}.{} on {cpus} CPU(s): {list}",
+            plan.total(),
+            version >> 16,
+            version & 0xffff
+        );
+        Report {
+            plan,
+            passed: 0,
+            failed: 0,
+            section: None,
+            off_plan: 0,
+        }
+    }
+
+    /// Ends the section running (if any) and starts `name`.
+    fn section(&mut self, name: &'static str) {
+        self.end_section();
+        self.section = Some((name, self.passed + self.failed));
+    }
+
+    fn end_section(&mut self) {
+        if let Some((name, before)) = self.section.take() {
+            let ran = self.passed + self.failed - before;
+            let planned = self.plan.of(name);
+            if ran != planned {
+                self.off_plan += 1;
+                say!("testhost: FAIL section {name} made {ran} checks, {planned} planned");
+            }
+        }
+    }
+
+    /// Prints the verdict line and returns whether it is PASS.
+    fn verdict(mut self) -> bool {
+        self.end_section();
+        let planned = self.plan.total();
+        say!("testhost: {} passed, {} failed", self.passed, self.failed);
+        let pass = self.failed == 0 && self.off_plan == 0 && self.passed == planned;
+        if pass {
+            say!("testhost: verdict PASS {}/{planned}", self.passed);
+        } else {
+            say!(
+                "testhost: verdict FAIL {}/{planned} passed, {} failed, {} section(s) off plan",
+                self.passed,
+                self.failed,
+                self.off_plan
+            );
+        }
+        pass
+    }
+
     pub(crate) fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments) {
         if ok {
             self.passed += 1;
@@ -258,28 +352,38 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         UART.store(uart.start, Ordering::Relaxed);
     }
     say!("testhost: started, x0 = DT at {dtb:#x}");
-    let mut r = Report {
-        passed: 0,
-        failed: 0,
-    };
+    // The FF-A version this host speaks, from its command line (`ffa=1.0`, default 1.2).
+    let version = fdt::Fdt::new(&tree)
+        .ok()
+        .and_then(|f| f.chosen().bootargs().map(ffa_version_arg))
+        .unwrap_or(0x1_0002);
+    let cpus = platform.cpus.len();
+    // `warden-word=`: where warden's boot-timestamp word is (the harness reads warden's
+    // symbol table), for the DMA attacks whose effect the host reads back by HVC.
+    let warden_word = fdt::Fdt::new(&tree).ok().and_then(|f| {
+        f.chosen().bootargs().and_then(|a| {
+            a.split_whitespace()
+                .find_map(|w| w.strip_prefix("warden-word="))
+                .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+        })
+    });
+    let mut r = Report::new(Plan::new(version, cpus, &tree, warden_word), version, cpus);
 
+    r.section("boot");
     r.check(
         "host runs at EL1",
         el_at_entry == 1,
         format_args!("CurrentEL {el_at_entry}"),
     );
 
-    // The FF-A version this host speaks, from its command line (`ffa=1.0`, default 1.2).
-    let version = fdt::Fdt::new(&tree)
-        .ok()
-        .and_then(|f| f.chosen().bootargs().map(ffa_version_arg))
-        .unwrap_or(0x1_0002);
+    r.section("ffa");
     ffa_checks::run(&mut r, version, warden_range(&tree));
     // Scratch RAM for sharing: 16 MiB, 256 MiB into the host's first RAM range.
     let scratch = platform.memory.first().and_then(|m| {
         let start = m.start + 0x1000_0000;
         (start + 0x100_0000 <= m.end).then(|| Range::new(start, start + 0x100_0000))
     });
+    r.section("memory");
     match scratch {
         Some(s) => mem_checks::run(
             &mut r,
@@ -296,13 +400,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
     }
     // Devices: default-deny MMIO, fw_cfg and the ITS out of reach. The page 32 KiB into
     // the scratch RAM is free once the sharing checks are done.
-    let warden_word = fdt::Fdt::new(&tree).ok().and_then(|f| {
-        f.chosen().bootargs().and_then(|a| {
-            a.split_whitespace()
-                .find_map(|w| w.strip_prefix("warden-word="))
-                .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
-        })
-    });
+    r.section("devices");
     if let Some(s) = scratch {
         device_checks::run(
             &mut r,
@@ -317,6 +415,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
 
     // DMA isolation, when the machine has a PCI device to DMA with: the last MiB of the
     // scratch RAM holds the buffers.
+    r.section("dma");
     if let (Some(s), Some(w)) = (scratch, warden_range(&tree)) {
         let buffers = Range::new(s.end - 0x10_0000, s.end);
         dma_checks::run(
@@ -330,6 +429,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         );
     }
 
+    r.section("calls");
     let v = hvc(WARDEN_HVC_VERSION)[0];
     r.check("warden HVC version", v == 0x1_0002, format_args!("{v:#x}"));
     let v = hvc(0x8600_00ff)[0] as u32;
@@ -352,13 +452,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         v >> 16 == 1,
         format_args!("{v:#x}"),
     );
-    for fid in [
-        0x8200_0000u32,
-        0xc300_0001,
-        0x0400_0063,
-        0x8410_0063,
-        0xc600_0000,
-    ] {
+    for fid in UNKNOWN_SMCS {
         let v = smc(fid, &[1, 2, 3])[0] as u32;
         r.check(
             "unknown SMC refused with -1",
@@ -367,6 +461,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         );
     }
 
+    r.section("isolation");
     match warden_range(&tree) {
         None => r.check(
             "DT reserves warden's memory",
@@ -414,6 +509,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
     }
     stress::TX.store(ffa_checks::buffers().0, Ordering::Release);
     stress::VERSION.store(version as u64, Ordering::Release);
+    r.section("smp");
     smp_checks(&mut r, &platform);
 
     // The hostile host, seeded from the counter so that runs differ; the seed is printed
@@ -430,12 +526,15 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         .unwrap_or_else(cntpct);
     let warden_at = warden_range(&tree).map_or(0x6000_0000, |w| w.start);
     let uart = UART.load(Ordering::Relaxed);
+    r.section("hostile");
     hostile::run(&mut r, seed, warden_at, uart, &|| {
         hostile::correct_calls_work(0x8001)
     });
 
     // warden's own account of this run: FF-A calls counted, and every memory handle the
-    // host created has been reclaimed.
+    // host created has been reclaimed. warden prints the same counters at SYSTEM_OFF, and the
+    // harness compares the two.
+    r.section("accounting");
     let c = smccc::hvc64(0x8600_0001, [0; 17]);
     say!(
         "testhost: warden counted {} FF-A calls, {} errors, {} live handles",
@@ -461,8 +560,26 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         format_args!("{:?}", &t[..3]),
     );
 
-    say!("testhost: {} passed, {} failed", r.passed, r.failed);
-    power(r.failed == 0)
+    let pass = r.verdict();
+    power(pass)
+}
+
+/// SMCs no one serves, each of which warden must refuse with NOT_SUPPORTED.
+const UNKNOWN_SMCS: [u32; 5] = [
+    0x8200_0000,
+    0xc300_0001,
+    0x0400_0063,
+    0x8410_0063,
+    0xc600_0000,
+];
+
+/// The checks `smp_checks` makes with `cpus` CPUs: CPU_ON of a CPU that does not exist; with a
+/// second CPU, its bring-up (4), CPU_ON of each further one (up to 4 CPUs) and the stress.
+fn smp_planned(cpus: usize) -> u32 {
+    match cpus {
+        0 | 1 => 1,
+        n => 1 + 4 + (n.min(4) as u32 - 2) + 1,
+    }
 }
 
 fn smp_checks(r: &mut Report, platform: &PlatformInfo) {
@@ -590,13 +707,13 @@ fn power(ok: bool) -> ! {
 #[unsafe(no_mangle)]
 extern "C" fn testhost_unexpected(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
     say!("testhost: unexpected exception {kind}: ESR {esr:#x} ELR {elr:#x} FAR {far:#x}");
-    say!("testhost: 0 passed, 1 failed");
+    say!("testhost: verdict FAIL (unexpected exception)");
     power(false)
 }
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     say!("testhost: panic: {info}");
-    say!("testhost: 0 passed, 1 failed");
+    say!("testhost: verdict FAIL (panic)");
     power(false)
 }

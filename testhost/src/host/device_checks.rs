@@ -72,6 +72,16 @@ fn write_u32(pa: u64, v: u32) {
     unsafe { (pa as *mut u32).write_volatile(v) }
 }
 
+/// The checks [`run`] makes for this host DT and command line.
+pub fn planned(tree: &[u8], warden_word: Option<u64>) -> u32 {
+    let pcie_is_the_hosts = fdt::Fdt::new(tree)
+        .ok()
+        .is_some_and(|f| f.find_compatible(&["pci-host-ecam-generic"]).is_some());
+    // DT 6, hidden frames 7 (5 when PCIe is the host's), kept frames 2, the fetch 1,
+    // fw_cfg into warden 1 (+1 read back with `warden_word`), the lent page 6.
+    6 + if pcie_is_the_hosts { 5 } else { 7 } + 2 + 1 + 1 + u32::from(warden_word.is_some()) + 6
+}
+
 /// `warden_word`: the address of a word in warden's memory whose value the host can read
 /// back through an HVC (the boot-timestamp word; the harness takes it from warden's symbol
 /// table), or `None` to aim at the start of warden's memory without reading it back.

@@ -65,6 +65,31 @@ fn expect_error(r: &mut Report, name: &str, out: &[u64; 18], want: i32) {
     );
 }
 
+/// The checks `run` makes for a host at version `v`, block by block.
+pub fn planned(v: u32) -> u32 {
+    let (v1_1, v1_2) = (v >= 0x1_0001, v >= 0x1_0002);
+    let negotiation = 7;
+    let ids_and_features = 4;
+    let buffers = 10;
+    // The listing, the version warden serves, then the flags (two checks from v1.1, one before).
+    let partitions = 5 + 1 + if v1_1 { 2 } else { 1 };
+    // GET_API_VERSION, x8-x17 kept before v1.2, and the three refused requests.
+    let direct = 1 + u32::from(!v1_2) + 3;
+    let not_offered = 5 * 2 + 1;
+    let remap = 4;
+    let notifications = if v1_1 { 3 } else { 0 };
+    let still_served = 1;
+    negotiation
+        + ids_and_features
+        + buffers
+        + partitions
+        + direct
+        + not_offered
+        + remap
+        + notifications
+        + still_served
+}
+
 pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
     let other = if v == 0x1_0000 { 0x1_0001 } else { 0x1_0000 };
     // Negotiation, before any other FF-A call.
@@ -93,6 +118,7 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
         format_args!("{w:#x}"),
     );
     say!("testhost: FFA_VERSION({}.{}) = {w:#x}", v >> 16, v & 0xffff);
+    let answered = w;
 
     let id = smc(FFA_ID_GET, &[]);
     r.check(
@@ -222,6 +248,30 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
         "PARTITION_INFO_GET lists the partitions",
         p[0] == FFA_SUCCESS_32 && p[2] >= 1 && p[3] == want_w3,
         format_args!("x0 {:#x} count {} w3 {}", p[0], p[2], p[3]),
+    );
+    // The version warden serves this host at, as the host sees it (FFA_VERSION answers 1.2 to
+    // every 1.x request): SPM_ID_GET exists from v1.1, PARTITION_INFO_GET gives the descriptor
+    // size in w3 from v1.1, and RXTX_MAP's page limit is reported from v1.2.
+    let spm_ok = spm[0] == FFA_SUCCESS_32;
+    let page_limit = f[2] >> 16;
+    let served = match (spm_ok, p[3], page_limit) {
+        (false, 0, 0) => "v1.0",
+        (true, 24, 0) => "v1.1",
+        (true, 24, 16) => "v1.2",
+        _ => "an unknown version",
+    };
+    say!(
+        "testhost: FF-A v{}.{} asked, FFA_VERSION answered {answered:#x}, served as {served} (SPM_ID_GET {}, partition descriptor size {}, RXTX_MAP page limit {page_limit})",
+        v >> 16,
+        v & 0xffff,
+        if spm_ok { "served" } else { "not served" },
+        p[3]
+    );
+    let asked = [0x1_0000, 0x1_0001, 0x1_0002].iter().position(|&x| x == v);
+    r.check(
+        "warden serves the version the host asked for",
+        asked.map(|i| ["v1.0", "v1.1", "v1.2"][i]) == Some(served),
+        format_args!("served as {served}"),
     );
     let buf = rx();
     let id = u16::from_le_bytes([buf[0], buf[1]]) as u64;

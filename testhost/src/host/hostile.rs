@@ -42,6 +42,9 @@ fn well_formed(fid: u32, r: &[u64; 18]) -> bool {
     }
 }
 
+/// The checks `run` makes: well-formed answers, correct calls after every batch, the count.
+pub const PLANNED: u32 = 3;
+
 /// Runs the suite with `seed`; `warden_mem` and `mmio` are addresses the host must not
 /// be able to use. Returns the number of hostile calls made.
 pub fn run(

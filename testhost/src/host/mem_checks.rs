@@ -78,6 +78,10 @@ pub(crate) fn reclaim(h: u64) -> [u64; 18] {
     smc(FFA_MEM_RECLAIM, &[h & 0xffff_ffff, h >> 32, 0])
 }
 
+/// The checks `run` makes: one page shared with OP-TEE (6), the large shares (4), the lend
+/// (5), the hostile descriptors (7) and the abandoned fragment stream (5).
+pub const PLANNED: u32 = 6 + 4 + 5 + 7 + 5;
+
 pub fn run(r: &mut Report, version: u32, tx: u64, scratch: Range, warden: Option<Range>) {
     let v = FfaVersion::decode(version).unwrap_or(FfaVersion::V1_2);
     let page = scratch.start;
