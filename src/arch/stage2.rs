@@ -134,28 +134,13 @@ impl HostStage2 {
 
     /// The host's RAM inside `cover`, minus what is lent.
     fn host_ram_within(&self, cover: Range) -> Vec<Range> {
-        let mut pieces: Vec<Range> = self
+        let pieces: Vec<Range> = self
             .layout
             .iter()
             .filter(|(r, k)| *k == HostMemKind::Ram && r.overlaps(&cover))
             .map(|(r, _)| Range::new(r.start.max(cover.start), r.end.min(cover.end)))
             .collect();
-        for l in &self.lent {
-            pieces = pieces
-                .into_iter()
-                .flat_map(|p| {
-                    if !p.overlaps(l) {
-                        return [Some(p), None];
-                    }
-                    [
-                        (l.start > p.start).then(|| Range::new(p.start, l.start)),
-                        (l.end < p.end).then(|| Range::new(l.end, p.end)),
-                    ]
-                })
-                .flatten()
-                .collect();
-        }
-        pieces
+        crate::platform::memmap::subtract_all(pieces, &self.lent)
     }
 
     pub fn root(&self) -> u64 {

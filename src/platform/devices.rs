@@ -28,7 +28,7 @@ use alloc::vec::Vec;
 use fdt::Fdt;
 use fdt::node::FdtNode;
 
-use super::memmap::Range;
+use super::memmap::{Range, subtract_all};
 
 const PAGE: u64 = 0x1000;
 
@@ -397,22 +397,8 @@ fn page_ranges(granted: &[Range], denied: &[Range], ipa_limit: u64) -> Vec<Range
             _ => merged.push(r),
         }
     }
-    for hole in denied.iter().map(|d| d.align_out(PAGE)) {
-        merged = merged
-            .into_iter()
-            .flat_map(|r| {
-                if !r.overlaps(&hole) {
-                    return [Some(r), None];
-                }
-                [
-                    (hole.start > r.start).then(|| Range::new(r.start, hole.start)),
-                    (hole.end < r.end).then(|| Range::new(hole.end, r.end)),
-                ]
-            })
-            .flatten()
-            .collect();
-    }
-    merged
+    let holes: Vec<Range> = denied.iter().map(|d| d.align_out(PAGE)).collect();
+    subtract_all(merged, &holes)
 }
 
 #[cfg(test)]

@@ -87,13 +87,7 @@ pub fn host_layout(
         .collect();
     // A device frame never widens RAM's attributes: RAM wins where they overlap.
     for d in devices.iter().filter_map(clip) {
-        let mut pieces = alloc::vec![d];
-        for r in ram {
-            pieces = pieces
-                .into_iter()
-                .flat_map(|p| subtract(p, r).into_iter().flatten())
-                .collect();
-        }
+        let pieces = subtract_all(alloc::vec![d], ram);
         out.extend(pieces.into_iter().map(|p| (p, HostMemKind::Device)));
     }
     out.sort_by_key(|(r, _)| r.start);
@@ -119,6 +113,20 @@ fn subtract(r: Range, hole: &Range) -> [Option<Range>; 2] {
     let below = (hole.start > r.start).then(|| Range::new(r.start, hole.start));
     let above = (hole.end < r.end).then(|| Range::new(hole.end, r.end));
     [below, above]
+}
+
+/// `pieces` minus every range of `holes`, in order.
+pub fn subtract_all<'a>(
+    mut pieces: Vec<Range>,
+    holes: impl IntoIterator<Item = &'a Range>,
+) -> Vec<Range> {
+    for hole in holes {
+        pieces = pieces
+            .into_iter()
+            .flat_map(|p| subtract(p, hole).into_iter().flatten())
+            .collect();
+    }
+    pieces
 }
 
 #[cfg(test)]

@@ -258,28 +258,13 @@ impl DmaTable {
 
     /// The host's RAM inside `cover`, minus what is lent.
     fn host_ram_within(&self, cover: Range) -> Vec<Range> {
-        let mut out: Vec<Range> = self
+        let out: Vec<Range> = self
             .ram
             .iter()
             .filter(|r| r.overlaps(&cover))
             .map(|r| Range::new(r.start.max(cover.start), r.end.min(cover.end)))
             .collect();
-        for l in &self.lent {
-            out = out
-                .into_iter()
-                .flat_map(|p| {
-                    if !p.overlaps(l) {
-                        return [Some(p), None];
-                    }
-                    [
-                        (l.start > p.start).then(|| Range::new(p.start, l.start)),
-                        (l.end < p.end).then(|| Range::new(l.end, p.end)),
-                    ]
-                })
-                .flatten()
-                .collect();
-        }
-        out
+        crate::platform::memmap::subtract_all(out, &self.lent)
     }
 
     /// Maps what the host owns inside `covers` (after a failed lend, or a reclaim).
