@@ -157,10 +157,10 @@ fn pattern(seed: u8) -> impl Fn(usize) -> u8 {
     move |i| (i as u8).wrapping_mul(7).wrapping_add(seed) | 1
 }
 
-/// The checks [`run`] makes: all five whenever the host's DT has a PCI host bridge (which
+/// The checks [`run`] makes: all six whenever the host's DT has a PCI host bridge (which
 /// warden leaves there only behind an SMMU it owns, where the scenario supplies edu).
 pub fn planned(tree: &[u8]) -> u32 {
-    if host_bridge(tree).is_some() { 5 } else { 0 }
+    if host_bridge(tree).is_some() { 6 } else { 0 }
 }
 
 /// Runs the DMA checks if the DT has a PCI host bridge with an edu device on it;
