@@ -86,10 +86,17 @@ pub fn handle_smc(
     ffa: &mut impl FfaService,
 ) -> Reply {
     let fid = FunctionId::from_reg(regs[0]).without_sve_hint();
-    // Everything past here sees the ID without the hint (w0 only; SMCCC ignores x0[63:32]).
-    let mut hinted = *regs;
-    hinted[0] = fid.0 as u64;
-    let regs = &hinted;
+    // Everything past here sees the ID without the hint; the registers are copied only
+    // when there is a hint to clear (the trap path's common case has none).
+    let cleared;
+    let regs = if fid != FunctionId::from_reg(regs[0]) {
+        let mut r = *regs;
+        r[0] = fid.0 as u64;
+        cleared = r;
+        &cleared
+    } else {
+        regs
+    };
     match classify(fid) {
         Route::SmcccArch => Reply::narrow(monitor.call(regs)),
         Route::Psci => Reply::narrow(relay_psci(fid, regs, monitor, cpus)),

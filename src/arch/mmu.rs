@@ -30,15 +30,7 @@ fn tcr_el2() -> u64 {
 
 /// The physical address range size in bits (ID_AA64MMFR0_EL1.PARange).
 pub fn pa_bits() -> u32 {
-    match ID_AA64MMFR0_EL1.get() & 0xf {
-        0 => 32,
-        1 => 36,
-        2 => 40,
-        3 => 42,
-        4 => 44,
-        5 => 48,
-        _ => 52,
-    }
+    super::address_size_bits(ID_AA64MMFR0_EL1.get() & 0xf)
 }
 
 /// Turns the EL2 MMU on with the table at `root`.

@@ -305,13 +305,7 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
         let secure_no_regs = frames.is_empty() && is_secure_only(node);
         if frames.is_empty() && !secure_no_regs {
             // No registers of its own (timers, PMU, PSCI, buses, clocks): its children may.
-            let cells = node.cell_sizes().address_cells;
-            let mut kids: Vec<_> = node
-                .children()
-                .map(|k| (k, format!("{path}/{}", k.name), cells))
-                .collect();
-            kids.reverse();
-            stack.extend(kids);
+            push_children(&mut stack, node, &path);
             continue;
         }
         let (access, indexes) = classify(&fdt, node, iommus);
@@ -338,13 +332,7 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
                     withheld_frames,
                 });
                 // Children of a kept node are devices of their own (the ITS under the GIC).
-                let cells = node.cell_sizes().address_cells;
-                let mut kids: Vec<_> = node
-                    .children()
-                    .map(|k| (k, format!("{path}/{}", k.name), cells))
-                    .collect();
-                kids.reverse();
-                stack.extend(kids);
+                push_children(&mut stack, node, &path);
             }
             Access::Hidden(why) => {
                 denied.extend(frames.iter().copied());
@@ -367,6 +355,23 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
         decisions,
         hidden_phandles,
     })
+}
+
+/// Pushes `node`'s children on the walk's stack so that they pop in DT order.
+fn push_children<'b, 'a>(
+    stack: &mut Vec<(FdtNode<'b, 'a>, String, usize)>,
+    node: FdtNode<'b, 'a>,
+    path: &str,
+) {
+    let cells = node.cell_sizes().address_cells;
+    let start = stack.len();
+    stack.extend(
+        node.children()
+            .map(|k| (k, format!("{path}/{}", k.name), cells)),
+    );
+    if let Some(pushed) = stack.get_mut(start..) {
+        pushed.reverse();
+    }
 }
 
 fn collect_phandles(node: FdtNode<'_, '_>, out: &mut Vec<u32>) {

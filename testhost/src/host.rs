@@ -239,6 +239,20 @@ impl Report {
     }
 }
 
+/// A 32-bit volatile load from host RAM or a device register the test host maps.
+pub(crate) fn read_u32(addr: u64) -> u32 {
+    // SAFETY: callers pass 4-byte-aligned addresses of host RAM (normal memory) or of a
+    // device register (device memory), both identity-mapped in the test host's table and
+    // mapped for the host by warden.
+    unsafe { (addr as *const u32).read_volatile() }
+}
+
+/// A 32-bit volatile store, as [`read_u32`].
+pub(crate) fn write_u32(addr: u64, v: u32) {
+    // SAFETY: as in `read_u32`; the caller means to change what is there.
+    unsafe { (addr as *mut u32).write_volatile(v) }
+}
+
 /// A 64-bit load that may fault; returns the syndrome the vector recorded (0 if none).
 pub(crate) fn probe(addr: u64, write: bool) -> (u64, u64) {
     if write {

@@ -97,15 +97,7 @@ impl Features {
             sid_bits: bits(idr1, 0, 6),
             evtq_log2: bits(idr1, 16, 5),
             cmdq_log2: bits(idr1, 21, 5),
-            oas_bits: match bits(idr5, 0, 3) {
-                0 => 32,
-                1 => 36,
-                2 => 40,
-                3 => 42,
-                4 => 44,
-                5 => 48,
-                _ => 52,
-            },
+            oas_bits: crate::arch::address_size_bits(bits(idr5, 0, 3) as u64),
             granule_4k: idr5 & 1 << 4 != 0,
         }
     }

@@ -8,7 +8,9 @@ use warden::ffa::version::FfaVersion;
 use warden::platform::memmap::Range;
 
 use super::mem_checks::{desc, handle_of, reclaim, send};
-use super::{FFA_SUCCESS_32, Report, error_of, fetch_from_first_gib, poke, probe};
+use super::{
+    FFA_SUCCESS_32, Report, error_of, fetch_from_first_gib, poke, probe, read_u32, write_u32,
+};
 
 const FW_CFG: u64 = 0x0902_0000;
 /// The fw_cfg DMA address register: big-endian, a 64-bit write starts the transfer
@@ -60,16 +62,6 @@ fn fw_cfg_dma_signature_to(target: u64) -> (u64, u64) {
     unsafe { (&raw mut DMA_DESCRIPTOR).write_volatile(FwCfgDma(d)) };
     let at = &raw const DMA_DESCRIPTOR as u64;
     poke(FW_CFG_DMA, at.swap_bytes())
-}
-
-fn read_u32(pa: u64) -> u32 {
-    // SAFETY: host RAM, identity-mapped normal, 4-byte aligned.
-    unsafe { (pa as *const u32).read_volatile() }
-}
-
-fn write_u32(pa: u64, v: u32) {
-    // SAFETY: as above.
-    unsafe { (pa as *mut u32).write_volatile(v) }
 }
 
 /// The checks [`run`] makes for this host DT and command line.

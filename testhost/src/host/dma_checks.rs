@@ -14,7 +14,7 @@ use warden::ffa::version::FfaVersion;
 use warden::platform::memmap::Range;
 
 use super::mem_checks::{desc, handle_of, reclaim, send};
-use super::{FFA_SUCCESS_32, Report, cntpct, error_of};
+use super::{FFA_SUCCESS_32, Report, cntpct, error_of, read_u32, write_u32};
 
 const FFA_MEM_LEND_64: u32 = 0xc400_0072;
 const WARDEN_VERSION: u32 = 0x8600_0000;
@@ -60,17 +60,10 @@ fn host_bridge(tree: &[u8]) -> Option<HostBridge> {
     })
 }
 
-fn read32(addr: u64) -> u32 {
-    // SAFETY: ECAM and BAR space are device memory in the test host's map (outside its
-    // normal-memory blocks) and mapped for the host by warden.
-    unsafe { (addr as *const u32).read_volatile() }
-}
-fn write32(addr: u64, v: u32) {
-    // SAFETY: as in `read32`.
-    unsafe { (addr as *mut u32).write_volatile(v) }
-}
 fn write64(addr: u64, v: u64) {
-    // SAFETY: as in `read32`; edu's DMA registers take 8-byte accesses.
+    // SAFETY: ECAM and BAR space are device memory in the test host's map (outside its
+    // normal-memory blocks) and mapped for the host by warden; edu's DMA registers take
+    // 8-byte accesses.
     unsafe { (addr as *mut u64).write_volatile(v) }
 }
 
@@ -102,17 +95,17 @@ impl Edu {
     fn find(pci: &HostBridge) -> Option<Edu> {
         let (devfn, cfg) = (0..32u64)
             .map(|dev| (dev << 3, pci.ecam + (dev << 15)))
-            .find(|&(_, cfg)| read32(cfg) == EDU_VENDOR_DEVICE)?;
+            .find(|&(_, cfg)| read_u32(cfg) == EDU_VENDOR_DEVICE)?;
         // BAR0: a 32-bit memory BAR; its size from the bits that stay zero.
-        write32(cfg + 0x10, u32::MAX);
-        let size = (!(read32(cfg + 0x10) & !0xf)).wrapping_add(1) as u64;
+        write_u32(cfg + 0x10, u32::MAX);
+        let size = (!(read_u32(cfg + 0x10) & !0xf)).wrapping_add(1) as u64;
         if size == 0 || size > pci.mem_size {
             return None;
         }
         let bar = pci.mem_pci.next_multiple_of(size);
-        write32(cfg + 0x10, bar as u32);
+        write_u32(cfg + 0x10, bar as u32);
         // Command: memory space and bus master enable (PCI Local Bus 3.0 §6.2.2).
-        write32(cfg + 0x04, read32(cfg + 0x04) & 0xffff | 0x6);
+        write_u32(cfg + 0x04, read_u32(cfg + 0x04) & 0xffff | 0x6);
         Some(Edu {
             regs: pci.mem_cpu + (bar - pci.mem_pci),
             // Bus 0: the requester ID is the devfn, which QEMU's SMMU uses as stream ID.
@@ -131,7 +124,7 @@ impl Edu {
         // SAFETY: reading the counter frequency has no side effects.
         unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) freq) };
         let deadline = cntpct() + 5 * freq;
-        while read32(self.regs + 0x98) & 1 != 0 {
+        while read_u32(self.regs + 0x98) & 1 != 0 {
             if cntpct() > deadline {
                 return false;
             }
@@ -185,7 +178,7 @@ pub fn run(
         say!("testhost: no edu device: DMA checks skipped");
         return;
     };
-    let id = read32(edu.regs);
+    let id = read_u32(edu.regs);
     say!(
         "testhost: edu at stream {:#x}, registers at {:#x} (ID {id:#x})",
         edu.stream,

@@ -5,7 +5,7 @@ use warden::ffa::memory::{Constituent, MemTransaction, Receiver};
 use warden::ffa::version::FfaVersion;
 use warden::platform::memmap::Range;
 
-use super::{FFA_SUCCESS_32, Report, error_of, probe, smc};
+use super::{FFA_SUCCESS_32, Report, error_of, probe, read_u32, smc};
 
 const FFA_DIRECT_REQ_32: u32 = 0x8400_006f;
 const FFA_MEM_SHARE_64: u32 = 0xc400_0073;
@@ -63,11 +63,6 @@ pub(crate) fn send(fid: u32, d: &[u8], tx: u64) -> [u64; 18] {
 fn write(pa: u64, data: &[u8]) {
     // SAFETY: `pa` is the host's own TX buffer or scratch RAM, identity-mapped normal.
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
-}
-
-fn read_u32(pa: u64) -> u32 {
-    // SAFETY: host RAM, identity-mapped normal, 4-byte aligned.
-    unsafe { (pa as *const u32).read_volatile() }
 }
 
 pub(crate) fn handle_of(r: &[u64; 18]) -> Option<u64> {
