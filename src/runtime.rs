@@ -18,7 +18,7 @@ use crate::arch::stage2::{self, HostStage2};
 use crate::counters::Counters;
 use crate::ffa::abi::FFA_ERROR;
 use crate::ffa::abi::{FfaError, Regs};
-use crate::ffa::proxy::{FfaProxy, ProxyEnv, Width};
+use crate::ffa::proxy::{FfaProxy, ProxyEnv};
 use crate::hvc;
 use crate::platform::console;
 use crate::platform::devices;
@@ -631,14 +631,7 @@ struct FfaGlue<'a> {
 
 impl FfaService for FfaGlue<'_> {
     fn call(&mut self, regs: &[u64; 18]) -> router::Reply {
-        let reply = self.proxy.handle(regs, &mut self.env);
-        router::Reply {
-            regs: reply.regs,
-            count: match reply.width {
-                Width::Ffa8 => 8,
-                Width::Wide => 18,
-            },
-        }
+        self.proxy.handle(regs, &mut self.env)
     }
 }
 
