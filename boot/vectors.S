@@ -1,6 +1,7 @@
 // EL2 exception vectors (VBAR_EL2). Every entry saves the full interrupted context as a
 // `TrapFrame` on the EL2 stack and calls Rust; Rust may change any saved register, so
-// the return path restores all of them.
+// the return path restores all of them. x1 = the vector's slot (offset from VBAR_EL2 / 0x80),
+// which Rust decodes as `runtime::trap::Vector`.
 
 .macro save_frame
     sub     sp, sp, #{FRAME_SIZE}
@@ -25,11 +26,11 @@
     stp     x9, x10, [sp, #{FRAME_ELR}]
 .endm
 
-.macro vector_entry handler, kind
+.macro vector_entry handler, slot
 .balign 0x80
     save_frame
     mov     x0, sp
-    mov     x1, #\kind
+    mov     x1, #\slot
     bl      \handler
     b       warden_restore_frame_and_eret
 .endm

@@ -16,6 +16,13 @@ mod bare {
         FRAME_X30 = const FRAME_X30,
         FRAME_ELR = const FRAME_ELR,
     );
+    // The Rust side's CPU count as an absolute symbol: linker.ld asserts that its own
+    // MAX_CPUS (the number of EL2 stacks) is the same.
+    global_asm!(
+        ".global WARDEN_MAX_CPUS",
+        ".set WARDEN_MAX_CPUS, {max_cpus}",
+        max_cpus = const warden::runtime::MAX_CPUS,
+    );
 
     // The library's runtime provides the Rust entry points the assembly calls.
     #[used]

@@ -9,3 +9,7 @@ pub mod smmuv3;
 
 #[cfg(all(target_os = "none", feature = "runtime"))]
 pub mod console;
+#[cfg(all(target_os = "none", feature = "runtime"))]
+pub mod emergency;
+#[cfg(all(target_os = "none", feature = "runtime"))]
+pub mod logger;

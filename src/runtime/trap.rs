@@ -1,0 +1,327 @@
+//! Every exception the host takes to EL2 (`boot/vectors.S`, lower-EL entries): SMCs to the
+//! router, warden's HVCs, stage-2 faults, and what is injected back into the host.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use aarch64_cpu::registers::*;
+use log::{info, warn};
+
+use super::host_mem::HostFfaEnv;
+use super::image;
+use super::percpu::{HOST_ENTRIES, MAX_CPUS, current_cpu_index};
+use super::{BOOT_ENTRY, BOOT_HOST, COUNTERS, SHARED, Shared};
+use crate::arch::esr::{self, ExceptionClass, Injection};
+use crate::arch::frame::TrapFrame;
+use crate::ffa::abi::FFA_ERROR;
+use crate::ffa::proxy::FfaProxy;
+use crate::hvc;
+use crate::platform::dt::PlatformInfo;
+use crate::platform::smmuv3;
+use crate::psci::HostEntry;
+use crate::router::{self, CpuTopology, FfaService, SecureMonitor};
+use crate::smccc::FunctionId;
+
+/// Where an exception came from: the four groups of VBAR_EL2 (DDI 0487 D1.10.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Current EL with SP_EL0: warden never runs on SP_EL0.
+    CurrentSpEl0,
+    /// Current EL with SP_EL2: a fault inside warden.
+    CurrentSpElx,
+    /// The host, in AArch64.
+    LowerA64,
+    /// The host in AArch32, which it cannot be (HCR_EL2.RW = 1).
+    LowerA32,
+}
+
+/// The exception type within a group (the vector's position in it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sync,
+    Irq,
+    Fiq,
+    SError,
+}
+
+/// One of the 16 vectors. `boot/vectors.S` passes the vector's slot number (its offset
+/// from VBAR_EL2 divided by 0x80) to Rust; this is its meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vector {
+    pub origin: Origin,
+    pub kind: Kind,
+}
+
+impl Vector {
+    pub fn from_slot(slot: u64) -> Self {
+        let origin = match slot >> 2 & 3 {
+            0 => Origin::CurrentSpEl0,
+            1 => Origin::CurrentSpElx,
+            2 => Origin::LowerA64,
+            _ => Origin::LowerA32,
+        };
+        let kind = match slot & 3 {
+            0 => Kind::Sync,
+            1 => Kind::Irq,
+            2 => Kind::Fiq,
+            _ => Kind::SError,
+        };
+        Self { origin, kind }
+    }
+}
+
+/// Lines logged about DMA faults (for rate-limiting them).
+static DMA_FAULT_LINES: AtomicU64 = AtomicU64::new(0);
+
+/// EL3, reached with an SMC.
+pub struct El3;
+
+impl SecureMonitor for El3 {
+    fn call(&mut self, regs: &[u64; 18]) -> [u64; 18] {
+        let mut args = [0u64; 17];
+        args.copy_from_slice(&regs[1..]);
+        smccc::smc64(regs[0] as u32, args)
+    }
+}
+
+struct Topology<'a>(&'a PlatformInfo);
+
+impl CpuTopology for Topology<'_> {
+    fn index_of(&self, mpidr: u64) -> Option<usize> {
+        self.0.cpu_index(mpidr).filter(|&i| i < MAX_CPUS)
+    }
+    fn current(&self) -> usize {
+        current_cpu_index()
+    }
+    fn set_host_entry(&self, cpu: usize, entry: HostEntry) {
+        HOST_ENTRIES.set(cpu, entry);
+    }
+    fn warden_entry(&self) -> u64 {
+        image::secondary_entry()
+    }
+}
+
+struct FfaGlue<'a> {
+    proxy: &'a FfaProxy,
+    env: HostFfaEnv<'a>,
+}
+
+impl FfaService for FfaGlue<'_> {
+    fn call(&mut self, regs: &[u64; 18]) -> router::Reply {
+        self.proxy.handle(regs, &mut self.env)
+}
+
+/// Every exception from the host (`boot/vectors.S`, lower-EL entries).
+#[unsafe(no_mangle)]
+extern "C" fn warden_host_trap(frame: &mut TrapFrame, slot: u64) {
+    let vector = Vector::from_slot(slot);
+    match (vector.origin, vector.kind) {
+        (Origin::LowerA64, Kind::Sync) => host_sync(frame),
+        (Origin::LowerA64, Kind::Irq | Kind::Fiq) => {
+            warn!("physical interrupt taken to EL2 (kind {slot}); not routed here")
+        }
+        (Origin::LowerA64, Kind::SError) => warn!(
+            "SError from host at {:#x}, ESR {:#x}",
+            frame.elr,
+            ESR_EL2.get()
+        ),
+        _ => warn!("exception from AArch32 (kind {slot}); the host is AArch64 only"),
+    }
+}
+
+/// Reads the SMMUs' new event records: each is a DMA access the SMMU blocked. Counted one
+/// by one; logged one line per burst (the same stream, page and direction), the first 16
+/// lines and then one in 4096. Skipped while another CPU drains. Kept out of line: the
+/// trap path stays as lean as it was for a platform without an SMMU.
+#[inline(never)]
+fn drain_dma_faults(shared: &Shared) {
+    fn log_burst(e: &smmuv3::desc::Event, more: u64) {
+        let n = DMA_FAULT_LINES.fetch_add(1, Ordering::Relaxed);
+        if n < 16 || n.is_multiple_of(4096) {
+            let total = COUNTERS.dma_faults.load(Ordering::Relaxed);
+            if more == 0 {
+                warn!("SMMU: DMA fault: {e}; blocked (fault #{total})");
+            } else {
+                warn!(
+                    "SMMU: DMA fault: {e}; blocked (and {more} more in that page; fault #{total})"
+                );
+            }
+        }
+    }
+    for smmu in &shared.smmus {
+        let Some(mut events) = smmu.events.try_lock() else {
+            continue;
+        };
+        let mut burst: Option<(smmuv3::desc::Event, u64)> = None;
+        let drained = events.drain(|e| {
+            COUNTERS.dma_faults.fetch_add(1, Ordering::Relaxed);
+            match &mut burst {
+                Some((first, more)) if first.same_burst(&e) => *more += 1,
+                _ => {
+                    if let Some((first, more)) = burst.replace((e, 0)) {
+                        log_burst(&first, more);
+                    }
+                }
+            }
+        });
+        if let Some((first, more)) = burst {
+            log_burst(&first, more);
+        }
+        if drained.lost {
+            warn!(
+                "SMMU at {:#x}: event queue full; some DMA faults went unrecorded",
+                smmu.frame.start
+            );
+        }
+    }
+}
+
+fn host_sync(frame: &mut TrapFrame) {
+    let esr = ESR_EL2.get();
+    let Some(shared) = SHARED.get() else { return };
+    if !shared.smmus.is_empty() {
+        drain_dma_faults(shared);
+    }
+    match ExceptionClass::from_esr(esr) {
+        ExceptionClass::Smc64 => {
+            // A trapped SMC leaves ELR_EL2 at the SMC itself.
+            frame.elr += 4;
+            let mut ffa = FfaGlue {
+                proxy: &shared.ffa,
+                env: HostFfaEnv::new(
+                    &shared.platform.memory,
+                    shared.warden_mem,
+                    Some(&shared.stage2),
+                    &shared.smmus,
+                ),
+            };
+            let topology = Topology(&shared.platform);
+            let regs = frame.smccc_regs();
+            let fid = FunctionId::from_reg(regs[0]);
+            let route = router::classify(fid);
+            if route == router::Route::Psci && crate::psci::ends_the_system(fid) {
+                print_counters(shared);
+            }
+            let reply = router::handle_smc(&regs, &mut El3, &topology, &mut ffa);
+            match route {
+                router::Route::Ffa => COUNTERS.ffa(fid.0, reply.regs[0] == FFA_ERROR as u64),
+                router::Route::Psci => {
+                    COUNTERS.psci_calls.fetch_add(1, Ordering::Relaxed);
+                }
+                router::Route::Refused => {
+                    COUNTERS.smc_refused.fetch_add(1, Ordering::Relaxed);
+                }
+                router::Route::SmcccArch => {}
+            }
+            frame.set_smccc_results(&reply.regs, reply.count);
+        }
+        ExceptionClass::Hvc64 => {
+            COUNTERS.hvc_calls.fetch_add(1, Ordering::Relaxed);
+            let out = hvc::handle(&frame.smccc_regs(), &Info(shared));
+            frame.set_smccc_results(&out, hvc::RESULT_REGS);
+        }
+        ExceptionClass::DataAbortLower | ExceptionClass::InstructionAbortLower => {
+            host_abort(frame, esr)
+        }
+        other => {
+            warn!(
+                "host trap {other:?} (ESR {esr:#x}) at {:#x}: injecting undefined instruction",
+                frame.elr
+            );
+            inject(frame, Injection::Undefined);
+        }
+    }
+}
+
+/// Answers for warden's HVC interface.
+struct Info<'a>(&'a Shared);
+
+impl hvc::WardenInfo for Info<'_> {
+    fn counters(&self) -> hvc::CountersReply {
+        print_counters(self.0);
+        let (calls, errors) = COUNTERS.ffa_totals();
+        hvc::CountersReply {
+            ffa_calls: calls,
+            ffa_errors: errors,
+            live_handles: self.0.ffa.live_handles() as u64,
+            dma_faults: COUNTERS.dma_faults.load(Ordering::Relaxed),
+        }
+    }
+    fn boot_times(&self) -> (u64, u64) {
+        (
+            BOOT_ENTRY.load(Ordering::Relaxed),
+            BOOT_HOST.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn print_counters(shared: &Shared) {
+    let (calls, errors) = COUNTERS.ffa_totals();
+    info!(
+        "counters: FF-A calls {calls} (errors {errors}), PSCI {}, refused SMCs {}, stage-2 faults {} ({} permission) (+{} retried during lends), HVCs {}, live memory handles {}",
+        COUNTERS.psci_calls.load(Ordering::Relaxed),
+        COUNTERS.smc_refused.load(Ordering::Relaxed),
+        COUNTERS.host_aborts.load(Ordering::Relaxed),
+        COUNTERS.host_permission_faults.load(Ordering::Relaxed),
+        COUNTERS.bbm_retries.load(Ordering::Relaxed),
+        COUNTERS.hvc_calls.load(Ordering::Relaxed),
+        shared.ffa.live_handles()
+    );
+    for (n, c, e) in COUNTERS.ffa_by_function() {
+        info!("counters: FF-A function {n:#04x}: {c} call(s), {e} error(s)");
+    }
+    if !shared.smmus.is_empty() {
+        info!(
+            "counters: SMMU DMA faults {} (blocked and recorded)",
+            COUNTERS.dma_faults.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// A stage-2 fault: the host touched an address it has no mapping for (warden's memory,
+/// a hidden device, a lent page) or accessed a mapping in a way it does not allow.
+fn host_abort(frame: &mut TrapFrame, esr: u64) {
+    let far = FAR_EL2.get();
+    let ipa = (HPFAR_EL2.get() & 0x0fff_ffff_fff0) << 8 | (far & 0xfff);
+    let fault = esr::fault_kind(esr);
+    // A translation fault on memory the host owns can only come from the break-before-make
+    // window of a lend on another CPU: the stage-2 lock waits for it to end, then the
+    // access is retried. Any other kind would fault again forever: the host gets it.
+    if fault == esr::FaultKind::Translation
+        && let Some(shared) = SHARED.get()
+        && shared.stage2.lock().host_may_access(ipa)
+    {
+        COUNTERS.bbm_retries.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    if fault == esr::FaultKind::Permission {
+        COUNTERS
+            .host_permission_faults
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    let (kind, what) = match ExceptionClass::from_esr(esr) {
+        ExceptionClass::InstructionAbortLower => (Injection::InstructionAbort, "instruction fetch"),
+        _ if esr::is_write(esr) => (Injection::DataAbort { write: true }, "write"),
+        _ => (Injection::DataAbort { write: false }, "read"),
+    };
+    // A host that keeps faulting (say, with no vectors of its own) must not flood the
+    // console: report the first few, then one in 4096.
+    let n = COUNTERS.host_aborts.fetch_add(1, Ordering::Relaxed);
+    if n < 16 || n.is_multiple_of(4096) {
+        warn!(
+            "host {what} of IPA {ipa:#x} at PC {:#x} refused ({fault:?} fault): not the host's memory or device, or not allowed there; external abort injected (#{})",
+            frame.elr,
+            n + 1
+        );
+    }
+    inject(frame, kind);
+}
+
+fn inject(frame: &mut TrapFrame, kind: Injection) {
+    let e = esr::inject(kind, frame.elr, frame.spsr, VBAR_EL1.get());
+    ESR_EL1.set(e.esr_el1);
+    FAR_EL1.set(FAR_EL2.get());
+    ELR_EL1.set(e.elr_el1);
+    SPSR_EL1.set(e.spsr_el1);
+    frame.elr = e.elr_el2;
+    frame.spsr = e.spsr_el2;
+}
