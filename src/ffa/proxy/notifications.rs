@@ -20,9 +20,18 @@ impl FfaProxy {
         let w1 = regs[1] as u32;
         let (hi, lo) = ((w1 >> 16) as u16, w1 as u16);
         let host = spmc.host_id;
-        // The host's bitmap, as the SPMC last confirmed it. Held across the SPMC's answer
-        // so that two CPUs cannot both create or destroy it.
-        let mut bitmap = self.bitmap.lock();
+        // The host's bitmap, as the SPMC last confirmed it. CREATE and DESTROY hold the
+        // lock across the SPMC's answer, so that two CPUs cannot both create or destroy
+        // it; the other calls only read it and do not serialise the CPUs.
+        let creates_or_destroys = matches!(
+            f.num,
+            num::NOTIFICATION_BITMAP_CREATE | num::NOTIFICATION_BITMAP_DESTROY
+        );
+        let mut held = creates_or_destroys.then(|| self.bitmap.lock());
+        let bitmap = match &held {
+            Some(guard) => **guard,
+            None => *self.bitmap.lock(),
+        };
         match f.num {
             // A second bitmap, or destroying one that does not exist: DENIED (§13.18,
             // §13.19; Hafnium's SPMC and the FF-A ACS agree). OP-TEE's SPMC answers SUCCESS
@@ -64,12 +73,13 @@ impl FfaProxy {
         };
         let args: Vec<u64> = args.iter().map(|a| a & mask).collect();
         let r = env.spmc_call(&abi::call_regs(f.fid(), &args));
-        if abi::expect_success(&r).is_ok() {
-            match f.num {
-                num::NOTIFICATION_BITMAP_CREATE => *bitmap = Some(regs[2] as u32),
-                num::NOTIFICATION_BITMAP_DESTROY => *bitmap = None,
-                _ => {}
-            }
+        if let Some(guard) = held.as_mut()
+            && abi::expect_success(&r).is_ok()
+        {
+            **guard = match f.num {
+                num::NOTIFICATION_BITMAP_CREATE => Some(regs[2] as u32),
+                _ => None,
+            };
         }
         Ok(r)
     }
