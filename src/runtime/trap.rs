@@ -108,6 +108,7 @@ struct FfaGlue<'a> {
 impl FfaService for FfaGlue<'_> {
     fn call(&mut self, regs: &[u64; 18]) -> router::Reply {
         self.proxy.handle(regs, &mut self.env)
+    }
 }
 
 /// Every exception from the host (`boot/vectors.S`, lower-EL entries).
