@@ -13,6 +13,7 @@
 )]
 
 pub mod abi;
+pub mod answers;
 pub mod mailbox;
 pub mod memory;
 pub mod ownership;

@@ -327,6 +327,19 @@ fn ffa_version_arg(args: &str) -> u32 {
     }
 }
 
+/// Where warden is linked and refuses to run anywhere else (TF-A's BL33 address, `linker.ld`).
+const WARDEN_LINK_ADDRESS: u64 = 0x6000_0000;
+
+/// Whether warden's `/reserved-memory` node carries `no-map`.
+fn reservation_is_no_map(blob: &[u8]) -> bool {
+    fdt::Fdt::new(blob).ok().is_some_and(|fdt| {
+        fdt.find_node("/reserved-memory").is_some_and(|rm| {
+            rm.children()
+                .any(|n| n.name.starts_with("warden@") && n.property("no-map").is_some())
+        })
+    })
+}
+
 fn warden_range(blob: &[u8]) -> Option<Range> {
     let fdt = fdt::Fdt::new(blob).ok()?;
     let node = fdt
@@ -484,10 +497,20 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         ),
         Some(w) => {
             say!("testhost: warden occupies {:#x}..{:#x}", w.start, w.end);
+            // The reservation must be one the host's kernel honours (`no-map`: never mapped,
+            // devicetree reserved-memory binding), page-aligned, and cover what this host
+            // knows to be warden's: its link address (TF-A's BL33 address, linker.ld) and the
+            // boot-timestamp word when the harness names it.
+            let no_map = reservation_is_no_map(&tree);
+            let covers = |a: u64| w.start <= a && a < w.end;
+            let aligned = w.start % 0x1000 == 0 && w.end % 0x1000 == 0;
             r.check(
                 "DT reserves warden's memory",
-                !w.is_empty(),
-                format_args!(""),
+                no_map && aligned && covers(WARDEN_LINK_ADDRESS) && warden_word.is_none_or(covers),
+                format_args!(
+                    "{:#x}..{:#x}, no-map {no_map}, word {warden_word:x?}",
+                    w.start, w.end
+                ),
             );
             for (addr, write) in [
                 (w.start, false),

@@ -1,20 +1,19 @@
 //! The hostile host: every function ID of the FF-A range, 32- and 64-bit, with edge-case
-//! and seeded random arguments. Every answer must be a well-formed FF-A response, warden
-//! must keep serving correct calls after every batch, and warden's counters must match
-//! what this host did.
+//! and seeded random arguments. Every answer must be one FF-A allows for the function called
+//! (`warden::ffa::answers`: a buffer call never gets a DIRECT_RESP, a call a host may not
+//! make gets only NOT_SUPPORTED), warden must keep serving correct calls after every batch,
+//! and warden's counters must match what this host did.
 
-use super::{FFA_ERROR, FFA_SUCCESS_32, Report, smc};
+use warden::ffa::answers::well_formed;
 
-const FFA_SUCCESS_64: u64 = 0xc400_0061;
-const FFA_INTERRUPT: u64 = 0x8400_0062;
-const FFA_YIELD: u64 = 0x8400_006c;
-const FFA_DIRECT_RESP_32: u64 = 0x8400_0070;
-const FFA_DIRECT_RESP_64: u64 = 0xc400_0070;
-const FFA_MEM_FRAG_RX: u64 = 0x8400_007a;
-const FFA_DIRECT_RESP2: u64 = 0xc400_008e;
-const FFA_VERSION: u32 = 0x8400_0063;
-const FFA_ID_GET: u32 = 0x8400_0069;
-const FFA_RXTX_UNMAP: u32 = 0x8400_0067;
+use super::{FFA_SUCCESS_32, Report, smc};
+
+use warden::ffa::abi::{self, num};
+
+const FFA_ID_GET: u32 = abi::FFA_ID_GET;
+const FFA_RXTX_UNMAP: u32 = abi::fid32(num::RXTX_UNMAP);
+const FFA_DIRECT_REQ_32: u32 = abi::fid32(num::MSG_SEND_DIRECT_REQ);
+const FFA_DIRECT_RESP_32: u64 = abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64;
 const WARDEN_COUNTERS: u32 = 0x8600_0001;
 
 /// xorshift64*: small, seeded, reproducible.
@@ -26,19 +25,6 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-/// Whether `r` is a response FF-A allows for a call of `fid`.
-fn well_formed(fid: u32, r: &[u64; 18]) -> bool {
-    if fid == FFA_VERSION {
-        return r[0] == 0x1_0002 || r[0] == 0xffff_ffff;
-    }
-    match r[0] {
-        FFA_ERROR => (-9..=-1).contains(&(r[2] as u32 as i32)) && r[1] == 0,
-        FFA_SUCCESS_32 | FFA_SUCCESS_64 | FFA_MEM_FRAG_RX | FFA_INTERRUPT | FFA_YIELD => true,
-        FFA_DIRECT_RESP_32 | FFA_DIRECT_RESP_64 | FFA_DIRECT_RESP2 => true,
-        _ => false,
     }
 }
 
@@ -127,6 +113,6 @@ pub fn run(
 /// The correct calls made between batches (two FF-A calls, as `run` counts them).
 pub fn correct_calls_work(optee: u64) -> bool {
     let id = smc(FFA_ID_GET, &[]);
-    let d = smc(0x8400_006f, &[optee, 0, 0]);
+    let d = smc(FFA_DIRECT_REQ_32, &[optee, 0, 0]);
     id[0] == FFA_SUCCESS_32 && d[0] == FFA_DIRECT_RESP_32 && d[3] == 1
 }
