@@ -7,11 +7,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use warden::ffa::abi;
+use warden::ffa::abi::{self, FfaError};
 use warden::ffa::answers::well_formed;
 use warden::ffa::proxy::FfaProxy;
 use warden::ffa::proxy::ProxyEnv;
-use warden::ffa::spmc_model::{Model, WARDEN_RX, WARDEN_TX};
+use warden::ffa::spmc_model::{Fragment, Model, WARDEN_RX, WARDEN_TX};
 use warden::ffa::version::FfaVersion;
 
 const HOST_TX: u64 = 0x4000_0000;
@@ -46,7 +46,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let spmc = [FfaVersion::V1_0, FfaVersion::V1_1, FfaVersion::V1_2][(sel % 3) as usize];
-    let mut m = Model::new(spmc);
+    // The SPMC's variants: Hafnium's buffer rule (any length in fragments) besides
+    // OP-TEE's, and now and then an EL3 without FF-A.
+    let mut m = if sel & 0x3c == 0x3c {
+        Model::without_ffa()
+    } else {
+        Model::new(spmc)
+    };
+    m.buffer_rule.whole_descriptor = sel & 0x20 == 0;
     let p = FfaProxy::init(&mut m, WARDEN_TX, WARDEN_RX, 1 + u64::from(sel >> 6));
     // A host that has its buffers (most interesting paths need them); the input may
     // still unmap and remap them.
@@ -92,6 +99,14 @@ fuzz_target!(|data: &[u8]| {
             rest = tail;
             m.write_host(HOST_TX, bytes);
         }
+        // head[2] bits 5-7: make this call's memory transaction fail at the SPMC, at the
+        // first, the second or the last fragment.
+        m.fail_at = match head[2] >> 5 {
+            5 => Some((Fragment::Nth(0), FfaError::NoMemory)),
+            6 => Some((Fragment::Nth(1), FfaError::Aborted)),
+            7 => Some((Fragment::Last, FfaError::InvalidParameters)),
+            _ => None,
+        };
         let r = p.handle(&abi::call_regs(fid, &args), &mut m);
         assert!(
             well_formed(fid, &r.regs),
@@ -102,6 +117,11 @@ fuzz_target!(|data: &[u8]| {
             p.live_handles(),
             m.shares.len(),
             "warden and the SPMC agree on handles"
+        );
+        assert_eq!(
+            m.in_progress(),
+            None,
+            "warden leaves no half-sent transaction at the SPMC"
         );
     }
 });
