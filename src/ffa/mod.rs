@@ -14,6 +14,7 @@
 
 pub mod abi;
 pub mod answers;
+pub mod lifecycle;
 pub mod mailbox;
 pub mod memory;
 pub mod ownership;

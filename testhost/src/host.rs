@@ -66,7 +66,9 @@ mod device_checks;
 mod dma_checks;
 mod ffa_checks;
 mod hostile;
+mod lifecycle_checks;
 mod mem_checks;
+mod register_checks;
 mod stress;
 
 /// FF-A reply function IDs, as x0 holds them (shared by the check modules).
@@ -131,7 +133,7 @@ fn current_el() -> u64 {
 /// The checks this host makes for its configuration, section by section, in the order they run.
 /// Each section's count comes from the code that runs it, so a check that is added, removed or
 /// silently skipped shows up as a section off its plan, and the verdict is FAIL.
-struct Plan([(&'static str, u32); 10]);
+struct Plan([(&'static str, u32); 12]);
 
 impl Plan {
     fn new(version: u32, cpus: usize, tree: &[u8], warden_word: Option<u64>) -> Plan {
@@ -145,6 +147,8 @@ impl Plan {
             ("isolation", 6),
             ("smp", smp_planned(cpus)),
             ("hostile", hostile::PLANNED),
+            ("registers", register_checks::planned(version)),
+            ("lifecycle", lifecycle_checks::PLANNED),
             ("accounting", 2),
         ])
     }
@@ -567,6 +571,15 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
     hostile::run(&mut r, seed, warden_at, uart, &|| {
         hostile::correct_calls_work(0x8001)
     });
+
+    // Result registers past x7, per the host's version.
+    r.section("registers");
+    register_checks::run(&mut r, version);
+
+    // A second "boot" in this run: the host lets go of everything and comes back at
+    // another FF-A version (README "Host lifecycle").
+    r.section("lifecycle");
+    lifecycle_checks::run(&mut r, version);
 
     // warden's own account of this run: FF-A calls counted, and every memory handle the
     // host created has been reclaimed. warden prints the same counters at SYSTEM_OFF, and the
