@@ -122,6 +122,13 @@ pub fn well_formed(fid: u32, r: &[u64; 18]) -> bool {
     }
 }
 
+/// Whether an answer to a call whose own results end at x7 (a direct request, RUN, a
+/// notification call) still carries results in x8-x17: only FFA_MSG_SEND_DIRECT_RESP2
+/// (payload in x4-x17, §15.5), which completes a DIRECT_REQ2 resumed with FFA_RUN.
+pub fn carries_x8_to_x17(x0: u64) -> bool {
+    x0 == abi::fid64(num::MSG_SEND_DIRECT_RESP2) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,6 +127,9 @@ pub struct Model {
     /// FFA_NOTIFICATION_INFO_GET's x2-x7 (flags and the ID list, §13.24) while
     /// notifications are pending; `None` answers NO_DATA.
     pub notification_info: Option<[u64; 6]>,
+    /// What FFA_RUN completes with (default: a DIRECT_RESP with EL3's leftovers past x7),
+    /// for example the DIRECT_RESP2 of a resumed DIRECT_REQ2.
+    pub run_reply: Option<Regs>,
     /// Older spellings of `fail_at = Some((Fragment::Last, e))` and
     /// `buffer_rule.whole_descriptor`, for tests not yet moved to them.
     pub fail_next: Option<FfaError>,
@@ -154,6 +157,7 @@ impl Model {
             buffer_rule: BufferRule::OPTEE,
             no_ffa: false,
             notification_info: None,
+            run_reply: None,
             fail_next: None,
             whole_in_buffer: true,
         }
@@ -417,11 +421,11 @@ impl ProxyEnv for Model {
                 }
                 None => with_leftovers(abi::error_regs(FfaError::NoData)),
             },
-            (num::RUN, false) => {
+            (num::RUN, false) => self.run_reply.unwrap_or_else(|| {
                 let mut out = [0; 18];
                 out[0] = abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64;
                 with_leftovers(out)
-            }
+            }),
             _ => abi::error_regs(FfaError::NotSupported),
         }
     }
