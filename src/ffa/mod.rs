@@ -22,8 +22,6 @@ pub mod partition;
 pub mod proxy;
 pub mod version;
 
-#[cfg(test)]
-mod model_paths_tests;
 /// A model of the SPMC, for the unit tests and the fuzz targets (feature `model`).
 #[cfg(any(test, feature = "model"))]
 pub mod spmc_model;

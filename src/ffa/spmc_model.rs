@@ -130,10 +130,6 @@ pub struct Model {
     /// What FFA_RUN completes with (default: a DIRECT_RESP with EL3's leftovers past x7),
     /// for example the DIRECT_RESP2 of a resumed DIRECT_REQ2.
     pub run_reply: Option<Regs>,
-    /// Older spellings of `fail_at = Some((Fragment::Last, e))` and
-    /// `buffer_rule.whole_descriptor`, for tests not yet moved to them.
-    pub fail_next: Option<FfaError>,
-    pub whole_in_buffer: bool,
 }
 
 impl Model {
@@ -158,8 +154,6 @@ impl Model {
             no_ffa: false,
             notification_info: None,
             run_reply: None,
-            fail_next: None,
-            whole_in_buffer: true,
         }
     }
 
@@ -190,14 +184,8 @@ impl Model {
             // One transaction at a time from the normal world's single TX buffer.
             return abi::error_regs(FfaError::Busy);
         }
-        if let Some(e) = self.fail_next.take() {
-            self.fail_at = Some((Fragment::Last, e));
-        }
         // Like OP-TEE's SPMC: the whole descriptor must fit in the buffer.
-        if self.buffer_rule.whole_descriptor
-            && self.whole_in_buffer
-            && total > 4096 * self.own_pages
-        {
+        if self.buffer_rule.whole_descriptor && total > 4096 * self.own_pages {
             return abi::error_regs(FfaError::InvalidParameters);
         }
         let handle = self.next_handle;

@@ -9,7 +9,7 @@ mod setup;
 
 use std::vec::Vec;
 
-use super::{FfaProxy, ProxyEnv, RECEIVED, Reply};
+use super::{FfaProxy, ProxyEnv, Reply};
 use crate::ffa::abi::{self, FfaError, Regs, num};
 use crate::ffa::mailbox;
 use crate::ffa::partition::PartitionInfo;
