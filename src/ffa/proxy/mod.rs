@@ -13,6 +13,7 @@
 use spin::Mutex;
 
 use super::abi::{self, FfaError, FfaFunction, Regs, num};
+use super::answers;
 use super::mailbox::HostMailbox;
 use super::memory::MemOp;
 use super::version::{FfaVersion, Negotiation, VERSION_NOT_SUPPORTED};
@@ -177,13 +178,20 @@ impl FfaProxy {
         let Some(spmc) = self.spmc.as_ref().filter(|_| self.serves(f, version)) else {
             return error(FfaError::NotSupported);
         };
-        // What the SPMC answers goes back whole to a v1.2 host (SMCCC v1.2 x0-x17).
-        let forwarded = |regs: Regs| {
-            if version >= FfaVersion::V1_2 {
-                Reply::wide(regs)
-            } else {
-                Reply::ffa(regs)
+        // Calls whose results end at x7 (direct requests, RUN, notifications): a v1.2 host
+        // (SMCCC v1.2, x0-x17 results) gets zeros past x7, never what EL3 left there, unless
+        // the answer is a DIRECT_RESP2 that RUN completed; an earlier host keeps its own
+        // x8-x17 (README "Result registers").
+        let forwarded = |mut regs: Regs| {
+            if version < FfaVersion::V1_2 {
+                return Reply::ffa(regs);
             }
+            if !answers::carries_x8_to_x17(regs[0]) {
+                for r in regs.iter_mut().skip(8) {
+                    *r = 0;
+                }
+            }
+            Reply::wide(regs)
         };
         let result = match f.num {
             num::FEATURES => self.features(regs, version, spmc),

@@ -130,10 +130,8 @@ fn features_and_the_dispatcher_both_match_the_documented_table() {
                     // FFA_FEATURES also reports the interfaces every FF-A instance must have
                     // (§13.3): ERROR, SUCCESS and INTERRUPT, which the host receives but
                     // does not call.
-                    let received = matches!(
-                        fid,
-                        0x8400_0060 | 0x8400_0061 | 0xc400_0061 | 0x8400_0062
-                    );
+                    let received =
+                        matches!(fid, 0x8400_0060 | 0x8400_0061 | 0xc400_0061 | 0x8400_0062);
                     let feat = p.handle(&call(abi::FFA_FEATURES, &[fid as u64]), &mut m);
                     assert_eq!(
                         is_success(&feat),
