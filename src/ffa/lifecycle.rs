@@ -9,9 +9,7 @@
 //! again as a module) can negotiate its own. The version it then asks for is served from
 //! its next call on; nothing warden keeps depends on the version.
 
-use spin::Mutex;
-
-use super::abi::{FfaFunction, Regs, num};
+use super::abi::{FfaFunction, num};
 
 /// What the host holds through warden.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,37 +40,9 @@ pub fn is_release(f: FfaFunction) -> bool {
         )
 }
 
-/// Whether the host's notification bitmap exists at the SPMC, as warden saw the SPMC accept
-/// FFA_NOTIFICATION_BITMAP_CREATE and _DESTROY (§13.18, §13.19). The lock is held across
-/// the SPMC call, so that a create on one CPU and a destroy on another are recorded in the
-/// order the SPMC saw them.
-#[derive(Default)]
-pub struct BitmapRecord(Mutex<bool>);
-
-impl BitmapRecord {
-    /// Forwards a CREATE (`create`) or DESTROY with `forward`, and records its success
-    /// (FFA_SUCCESS in x0 of what the SPMC answered).
-    pub fn create_or_destroy<E>(
-        &self,
-        create: bool,
-        forward: impl FnOnce() -> Result<Regs, E>,
-    ) -> Result<Regs, E> {
-        let mut exists = self.0.lock();
-        let r = forward()?;
-        if super::abi::expect_success(&r).is_ok() {
-            *exists = create;
-        }
-        Ok(r)
-    }
-
-    pub fn exists(&self) -> bool {
-        *self.0.lock()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::abi::{self, FfaError};
+    use super::super::abi;
     use super::*;
 
     #[test]
@@ -114,25 +84,5 @@ mod tests {
         for n in [num::RXTX_MAP, num::MEM_SHARE, num::RX_RELEASE, num::VERSION] {
             assert!(!is_release(f(abi::fid32(n))));
         }
-    }
-
-    #[test]
-    fn the_bitmap_record_follows_what_the_spmc_accepted() {
-        let b = BitmapRecord::default();
-        let ok = || Ok::<_, FfaError>(abi::success_regs(&[]));
-        let refused = || Ok::<_, FfaError>(abi::error_regs(FfaError::Denied));
-        b.create_or_destroy(true, refused).unwrap();
-        assert!(!b.exists());
-        b.create_or_destroy(true, ok).unwrap();
-        assert!(b.exists());
-        b.create_or_destroy(false, refused).unwrap();
-        assert!(b.exists(), "a refused destroy leaves it");
-        assert_eq!(
-            b.create_or_destroy(false, || Err(FfaError::InvalidParameters)),
-            Err(FfaError::InvalidParameters)
-        );
-        assert!(b.exists(), "a destroy warden refused leaves it");
-        b.create_or_destroy(false, ok).unwrap();
-        assert!(!b.exists());
     }
 }

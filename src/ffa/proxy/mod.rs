@@ -10,10 +10,12 @@
 //! This module holds the dispatcher and the one table (`SERVED`) that says which functions
 //! warden serves; the dispatcher and FFA_FEATURES both read it, so they cannot disagree.
 
+use log::info;
 use spin::Mutex;
 
 use super::abi::{self, FfaError, FfaFunction, Regs, num};
 use super::answers;
+use super::lifecycle::{self, Holdings};
 use super::mailbox::HostMailbox;
 use super::memory::MemOp;
 use super::version::{FfaVersion, Negotiation, VERSION_NOT_SUPPORTED};
@@ -219,6 +221,34 @@ impl FfaProxy {
             }
             _ => Err(FfaError::NotSupported),
         };
-        result.unwrap_or_else(error)
+        let reply = result.unwrap_or_else(error);
+        if lifecycle::is_release(f) && abi::expect_success(&reply.regs).is_ok() {
+            self.reopen_if_nothing_held();
+        }
+        reply
+    }
+
+    /// README "Host lifecycle": when the host has let go of the last thing it held through
+    /// warden, its FF-A version is open again for the next kernel. Decided under the locks
+    /// that guard each holding, in their order.
+    fn reopen_if_nothing_held(&self) {
+        let reopened = {
+            let mailbox = self.mailbox.lock();
+            let memory = self.memory.lock();
+            let held = Holdings {
+                buffers: mailbox.is_some(),
+                handles: memory.handles.len(),
+                sending: memory.pending.is_some(),
+                notification_bitmap: self.bitmap.lock().is_some(),
+            };
+            if held.nothing() {
+                self.negotiation.lock().reopen();
+            }
+            held.nothing()
+        };
+        // Logged with no lock held (the console may be slow).
+        if reopened {
+            info!("FF-A: the host holds nothing; its FF-A version is open again");
+        }
     }
 }
