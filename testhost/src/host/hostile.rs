@@ -14,6 +14,8 @@ const FFA_ID_GET: u32 = abi::FFA_ID_GET;
 const FFA_RXTX_UNMAP: u32 = abi::fid32(num::RXTX_UNMAP);
 const FFA_DIRECT_REQ_32: u32 = abi::fid32(num::MSG_SEND_DIRECT_REQ);
 const FFA_DIRECT_RESP_32: u64 = abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64;
+const FFA_MEM_FRAG_RX: u64 = abi::fid32(num::MEM_FRAG_RX) as u64;
+const FFA_MEM_RECLAIM: u32 = abi::fid32(num::MEM_RECLAIM);
 const WARDEN_COUNTERS: u32 = 0x8600_0001;
 
 /// xorshift64*: small, seeded, reproducible.
@@ -57,6 +59,7 @@ pub fn run(
     let mut malformed = 0u64;
     let mut first_bad = None;
     let mut batches_ok = 0u64;
+    let mut given_up = 0u64;
     for n in 0x60u32..=0xff {
         for fid in [0x8400_0000 | n, 0xc400_0000 | n] {
             for variant in 0..6 {
@@ -79,6 +82,25 @@ pub fn run(
                     malformed += 1;
                     first_bad.get_or_insert((fid, out[0], out[2]));
                 }
+                // A memory transaction the random arguments happened to start (FRAG_RX:
+                // warden waits for the next fragment) or complete (SUCCESS with a handle)
+                // is given up as a host would, so that this host holds nothing it does not
+                // know of (the lifecycle section lets go of everything it holds).
+                let memory_call = matches!(n, num::MEM_LEND | num::MEM_SHARE | num::MEM_FRAG_TX);
+                if memory_call && (out[0] == FFA_MEM_FRAG_RX || out[0] == FFA_SUCCESS_32) {
+                    let (lo, hi) = if out[0] == FFA_MEM_FRAG_RX {
+                        (out[1], out[2])
+                    } else {
+                        (out[2], out[3])
+                    };
+                    let g = smc(FFA_MEM_RECLAIM, &[lo, hi, 0]);
+                    given_up += 1;
+                    say!(
+                        "testhost: hostile suite: {fid:#x} started a transaction ({:#x}); reclaim {:#x}",
+                        out[0],
+                        g[0]
+                    );
+                }
             }
         }
         // After every function number's batch: correct calls still work.
@@ -100,8 +122,9 @@ pub fn run(
         batches_ok == 160,
         format_args!("{batches_ok}"),
     );
-    // The correct calls between batches are FF-A calls too: 2 per batch.
-    let expected = calls + 2 * 160;
+    // The correct calls between batches are FF-A calls too: 2 per batch; and the reclaims of
+    // transactions given up.
+    let expected = calls + given_up + 2 * 160;
     r.check(
         "warden counted exactly the calls this host made",
         after - before == expected,
