@@ -110,7 +110,7 @@ pub fn run(
     }
     let after = smccc::hvc64(WARDEN_COUNTERS, [0; 17])[1];
     say!(
-        "testhost: hostile suite seed {seed:#x}: {calls} calls, {malformed} malformed answers, {batches_ok}/160 batches followed by correct calls"
+        "testhost: hostile suite seed {seed:#x}: {calls} calls, {malformed} malformed answers, {batches_ok}/160 batches followed by correct calls, {given_up} transaction(s) given up"
     );
     r.check(
         "every hostile call got a well-formed FF-A answer",
