@@ -9,8 +9,6 @@
 //! again as a module) can negotiate its own. The version it then asks for is served from
 //! its next call on; nothing warden keeps depends on the version.
 
-use super::abi::{FfaFunction, num};
-
 /// What the host holds through warden.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Holdings {
@@ -30,19 +28,8 @@ impl Holdings {
     }
 }
 
-/// The calls by which the host lets go of something: after one of them succeeds, warden
-/// looks at what the host still holds.
-pub fn is_release(f: FfaFunction) -> bool {
-    !f.is_64
-        && matches!(
-            f.num,
-            num::RXTX_UNMAP | num::MEM_RECLAIM | num::NOTIFICATION_BITMAP_DESTROY
-        )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::abi;
     use super::*;
 
     #[test]
@@ -67,22 +54,6 @@ mod tests {
             },
         ] {
             assert!(!h.nothing(), "{h:?}");
-        }
-    }
-
-    #[test]
-    fn releases_are_the_three_letting_go_calls() {
-        let f = |fid| FfaFunction::decode(fid).unwrap();
-        for n in [
-            num::RXTX_UNMAP,
-            num::MEM_RECLAIM,
-            num::NOTIFICATION_BITMAP_DESTROY,
-        ] {
-            assert!(is_release(f(abi::fid32(n))));
-            assert!(!is_release(f(abi::fid64(n))));
-        }
-        for n in [num::RXTX_MAP, num::MEM_SHARE, num::RX_RELEASE, num::VERSION] {
-            assert!(!is_release(f(abi::fid32(n))));
         }
     }
 }
