@@ -89,12 +89,30 @@ mod image {
     pub fn heap() -> Range {
         Range::new(addr(&raw const __heap_start), addr(&raw const __heap_end))
     }
-    /// Linker-defined absolute symbols: their "address" is the value.
+    /// The value of an absolute linker symbol (below 4 GiB). Not `&raw const SYM`: warden
+    /// is position-independent, and that compiles to a PC-relative address, which moves
+    /// with the load address; the symbol's value as MOVZ/MOVK immediates does not.
+    macro_rules! absolute {
+        ($sym:ident) => {{
+            let value: u64;
+            // SAFETY: only loads an immediate the linker fills in into a register.
+            unsafe {
+                core::arch::asm!(
+                    "movz {v}, #:abs_g1:{s}",
+                    "movk {v}, #:abs_g0_nc:{s}",
+                    v = out(reg) value,
+                    s = sym $sym,
+                    options(pure, nomem, nostack, preserves_flags),
+                )
+            };
+            value
+        }};
+    }
     pub fn max_cpus() -> usize {
-        addr(&raw const MAX_CPUS) as usize
+        absolute!(MAX_CPUS) as usize
     }
     pub fn stack_top(cpu: usize) -> u64 {
-        addr(&raw const __stacks_start) + (cpu as u64 + 1) * addr(&raw const STACK_SIZE)
+        addr(&raw const __stacks_start) + (cpu as u64 + 1) * absolute!(STACK_SIZE)
     }
     pub fn secondary_entry() -> u64 {
         _secondary_start as *const () as u64
@@ -168,8 +186,10 @@ fn park() -> ! {
 extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     BOOT_ENTRY.store(entry_counter, Ordering::Relaxed);
     TPIDR_EL2.set(0);
+    let image = image::whole();
     // SAFETY: first thing on the boot CPU; the image and DT blocks become normal memory.
-    unsafe { mmu::enable_early(&[image::whole().start, dtb as u64]) };
+    // Both ends of the image: loaded anywhere, it may straddle a 1 GiB block boundary.
+    unsafe { mmu::enable_early(&[image.start, image.end - 1, dtb as u64]) };
     let heap = image::heap();
     // SAFETY: the heap range is reserved for this by linker.ld and used by nothing else.
     unsafe { HEAP.lock().init(heap.start as usize, heap.len() as usize) };
