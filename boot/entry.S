@@ -1,5 +1,6 @@
-// warden's first instructions. Only what cannot be Rust: the EL check, BSS clearing and
-// a stack, for the boot CPU and for secondaries started through PSCI CPU_ON.
+// warden's first instructions. Only what cannot be Rust: the arm64 Image header, the EL
+// check, self-relocation, BSS clearing and a stack, for the boot CPU and for secondaries
+// started through PSCI CPU_ON.
 
 .section .text.boot, "ax"
 .global _start
