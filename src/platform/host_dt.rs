@@ -83,6 +83,36 @@ fn drop_references(node: &mut DeviceTreeNode, hidden: &[u32]) {
     }
 }
 
+/// A node the host keeps but with frames it may not map (the GIC's hypervisor frames, GICH
+/// and GICV) is listed with the host's frames only, and without `interrupts`: in the arm,gic
+/// (GICv2, GIC-400) and arm,gic-v3 bindings, GICH and GICV are the last `reg` entries and
+/// `interrupts` is the VGIC maintenance interrupt, which exists for GICH's user. The host is
+/// an EL1 kernel, so nothing there may look for a hypervisor interface, and warden's
+/// stage-2 leaves those frames unmapped either way (`devices::plan`). A `reg` whose entries
+/// do not add up to the plan's frames is left as it is.
+fn list_host_frames_only(tree: &mut DeviceTree, devices: &DevicePlan) {
+    use dtoolkit::Property;
+    for d in devices.decisions.iter() {
+        if d.hidden.is_some() || d.withheld_frames.is_empty() {
+            continue;
+        }
+        let Some(node) = tree.find_node_mut(&d.path) else {
+            continue;
+        };
+        let Some(reg) = node.property_mut("reg") else {
+            continue;
+        };
+        let entries = d.host_frames.len() + d.withheld_frames.len();
+        let len = (&*reg).value().len();
+        if len == 0 || !len.is_multiple_of(entries) {
+            continue;
+        }
+        let kept = (&*reg).value()[..len / entries * d.host_frames.len()].to_vec();
+        reg.set_value(kept);
+        node.remove_property("interrupts");
+    }
+}
+
 /// Returns a new blob: `blob` with `reserved` listed under `/reserved-memory` as `no-map`,
 /// what `boot` says in `/chosen`, and without the devices `devices` hides.
 pub fn for_host(
@@ -109,6 +139,7 @@ pub fn for_host(
         }
     }
     drop_references(&mut tree.root, &devices.hidden_phandles);
+    list_host_frames_only(&mut tree, devices);
     // Aliases that named a removed node would name nothing.
     if let Some(aliases) = tree.find_node_mut("/aliases") {
         use dtoolkit::Property;
@@ -174,6 +205,49 @@ pub fn for_host(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gicv2_hypervisor_frames_are_not_listed_for_the_host() {
+        let dtb = include_bytes!("../../tests/fixtures/virt-gicv2.dtb");
+        let plan = crate::platform::devices::plan(dtb, Default::default(), 1 << 40).unwrap();
+        let boot = HostBoot {
+            bootargs: None,
+            initrd: None,
+        };
+        let out = for_host(dtb, Range::new(0x6000_0000, 0x6100_0000), boot, &plan).unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let gic = fdt.find_node("/intc@8000000").unwrap();
+        let regs: Vec<(u64, Option<usize>)> = gic
+            .reg()
+            .unwrap()
+            .map(|r| (r.starting_address as u64, r.size))
+            .collect();
+        // GICD and GICC only: GICH (0x8030000) and GICV (0x8040000) are gone.
+        assert_eq!(
+            regs,
+            [(0x0800_0000, Some(0x1_0000)), (0x0801_0000, Some(0x1_0000))]
+        );
+        assert!(gic.property("interrupts").is_none());
+        assert!(gic.property("interrupt-controller").is_some());
+        // And the stage-2 plan never maps them.
+        for frame in [0x0803_0000u64, 0x0804_0000] {
+            assert!(!plan.host_mmio.iter().any(|m| m.contains(frame)));
+        }
+    }
+
+    #[test]
+    fn gicv3_node_is_unchanged() {
+        let plan = crate::platform::devices::plan(VIRT_DTB, Default::default(), 1 << 40).unwrap();
+        let boot = HostBoot {
+            bootargs: None,
+            initrd: None,
+        };
+        let out = for_host(VIRT_DTB, Range::new(0x6000_0000, 0x6100_0000), boot, &plan).unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let gic = fdt.find_node("/intc@8000000").unwrap();
+        assert_eq!(gic.reg().unwrap().count(), 2);
+        assert!(gic.property("interrupts").is_some());
+    }
 
     const VIRT_DTB: &[u8] = include_bytes!("../../tests/fixtures/virt.dtb");
 

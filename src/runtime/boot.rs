@@ -34,7 +34,8 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     BOOT_ENTRY.store(entry_counter, Ordering::Relaxed);
     TPIDR_EL2.set(0);
     // SAFETY: first thing on the boot CPU; the image and DT blocks become normal memory.
-    unsafe { mmu::enable_early(&[image::whole().start, dtb as u64]) };
+    // Both ends of the image: loaded anywhere, it may straddle a 1 GiB block boundary.
+    unsafe { mmu::enable_early(&[image::whole().start, image::whole().end - 1, dtb as u64]) };
     let heap = image::heap();
     // SAFETY: the heap range is reserved for this by linker.ld and used by nothing else.
     unsafe { HEAP.lock().init(heap.start as usize, heap.len() as usize) };

@@ -47,10 +47,28 @@ pub fn rw() -> Range {
 pub fn heap() -> Range {
     Range::new(addr(&raw const __heap_start), addr(&raw const __heap_end))
 }
-/// The top of CPU `cpu`'s EL2 stack. `STACK_SIZE` is a linker-defined absolute symbol: its
-/// "address" is the value.
+/// The value of an absolute linker symbol (below 4 GiB). Not `&raw const SYM`: warden
+/// is position-independent, and that compiles to a PC-relative address, which moves
+/// with the load address; the symbol's value as MOVZ/MOVK immediates does not.
+macro_rules! absolute {
+    ($sym:ident) => {{
+        let value: u64;
+        // SAFETY: only loads an immediate the linker fills in into a register.
+        unsafe {
+            core::arch::asm!(
+                "movz {v}, #:abs_g1:{s}",
+                "movk {v}, #:abs_g0_nc:{s}",
+                v = out(reg) value,
+                s = sym $sym,
+                options(pure, nomem, nostack, preserves_flags),
+            )
+        };
+        value
+    }};
+}
+/// The top of CPU `cpu`'s EL2 stack.
 pub fn stack_top(cpu: usize) -> u64 {
-    addr(&raw const __stacks_start) + (cpu as u64 + 1) * addr(&raw const STACK_SIZE)
+    addr(&raw const __stacks_start) + (cpu as u64 + 1) * absolute!(STACK_SIZE)
 }
 pub fn secondary_entry() -> u64 {
     _secondary_start as *const () as u64

@@ -62,6 +62,8 @@ pub enum ProbeError {
     OwnBuffersMap,
     PartitionInfoGet,
     BadPartitionDescriptors,
+    EarlierBuffersUnmap,
+    VersionChangedOnRenegotiation,
 }
 
 impl fmt::Display for ProbeError {
@@ -77,6 +79,12 @@ impl fmt::Display for ProbeError {
             Self::OwnBuffersMap => "FFA_RXTX_MAP of warden's buffers failed",
             Self::PartitionInfoGet => "FFA_PARTITION_INFO_GET failed",
             Self::BadPartitionDescriptors => "bad partition descriptors from the SPMC",
+            Self::EarlierBuffersUnmap => {
+                "RX/TX buffers of an earlier boot stage are mapped and RXTX_UNMAP failed"
+            }
+            Self::VersionChangedOnRenegotiation => {
+                "the SPMC's FFA_VERSION changed on renegotiation"
+            }
         })
     }
 }
@@ -212,10 +220,34 @@ fn probe_spmc(
 
     // As many pages as warden has, else one: an SPMC may cap the size (§13.6).
     let mut own_buffer_pages = own_pages;
-    let r = env.spmc_call(&abi::call_regs(
+    let mut r = env.spmc_call(&abi::call_regs(
         abi::FFA_RXTX_MAP_64,
         &[own_tx, own_rx, own_pages],
     ));
+    // A boot stage before warden may have used FF-A and left the normal world's pair mapped
+    // (U-Boot's FF-A support releases its buffers only at ExitBootServices): the SPMC then
+    // refuses another with DENIED (§13.6). The normal world is one endpoint, ID 0, which
+    // warden now speaks for: it unmaps that pair (FFA_RXTX_UNMAP with the ID in w1[31:16],
+    // §13.7), negotiates its version again (the earlier stage may have asked for another,
+    // §13.2.1) and maps its own.
+    if abi::expect_success(&r) == Err(FfaError::Denied) {
+        let u = env.spmc_call(&abi::call_regs(abi::fid32(num::RXTX_UNMAP), &[0]));
+        abi::expect_success(&u).map_err(|_| ProbeError::EarlierBuffersUnmap)?;
+        let again = env.spmc_call(&abi::call_regs(
+            abi::FFA_VERSION,
+            &[FfaVersion::WARDEN.encode() as u64],
+        ));
+        if FfaVersion::decode(again[0] as u32) != Some(theirs) {
+            return Err(ProbeError::VersionChangedOnRenegotiation);
+        }
+        warn!(
+            "FF-A: an earlier boot stage left the normal world's RX/TX buffers mapped at the SPMC (RXTX_MAP: DENIED); unmapped them (RXTX_UNMAP, ID 0) and renegotiated v{version}"
+        );
+        r = env.spmc_call(&abi::call_regs(
+            abi::FFA_RXTX_MAP_64,
+            &[own_tx, own_rx, own_pages],
+        ));
+    }
     if abi::expect_success(&r).is_err() && own_pages > 1 {
         own_buffer_pages = 1;
         let r = env.spmc_call(&abi::call_regs(abi::FFA_RXTX_MAP_64, &[own_tx, own_rx, 1]));

@@ -110,10 +110,9 @@ pub fn run(
     let mut listed = 0;
     let mut unusable = None;
     for node in fdt.all_nodes().filter(|n| n.compatible().is_some()) {
-        let Some(reg) = node.reg().and_then(|mut r| r.next()) else {
+        let Some(regs) = node.reg() else {
             continue;
         };
-        let addr = reg.starting_address as u64;
         // CPUs, memory and boot modules have `reg` but are not devices.
         let device_type = node.property("device_type").and_then(|p| p.as_str());
         let module = node
@@ -123,9 +122,14 @@ pub fn run(
             continue;
         }
         listed += 1;
-        let fault = probe(addr, false);
-        if fault.0 != 0 {
-            unusable = Some((node.name, addr, fault.0));
+        // Every frame, not just the first: a GICv2's node may list GICH and GICV after
+        // GICD and GICC, and the host's DT must not name frames the host cannot use.
+        for reg in regs {
+            let addr = reg.starting_address as u64;
+            let fault = probe(addr, false);
+            if fault.0 != 0 && unusable.is_none() {
+                unusable = Some((node.name, addr, fault.0));
+            }
         }
     }
     r.check(
