@@ -46,12 +46,13 @@ _secondary_start:
     bl      warden_secondary_main
     b       .Lpark
 
-// sp = __stacks_start + (x1 + 1) * STACK_SIZE (both from linker.ld). Clobbers x9-x11.
+// sp = __stacks_start + (x1 + 1) * STACK_STRIDE (linker.ld: a guard page, then the stack,
+// per CPU). Clobbers x9-x11.
 .Lset_stack:
     adrp    x9, __stacks_start
     add     x9, x9, :lo12:__stacks_start
     add     x10, x1, #1
-    ldr     x11, =STACK_SIZE
+    ldr     x11, =STACK_STRIDE
     madd    x9, x10, x11, x9
     mov     sp, x9
     ret

@@ -56,10 +56,12 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         .into_iter()
         .chain(smmu_frames.iter().copied())
         .collect();
+    let guards: alloc::vec::Vec<Range> = image::stacks().guards().collect();
     let layout = ImageLayout {
         text: image::text(),
         rodata: image::rodata(),
         rw: image::rw(),
+        unmapped: &guards,
     };
     // SAFETY: boot CPU, early map active, layout from linker.ld, image inside RAM.
     let root = match unsafe { mmu::switch_to_final(&layout, &platform.memory, &devices) } {

@@ -1,5 +1,7 @@
 //! Symbols from linker.ld; only this module turns them into addresses.
 
+use super::percpu::MAX_CPUS;
+use crate::failure::StackLayout;
 use crate::platform::memmap::Range;
 
 unsafe extern "C" {
@@ -13,6 +15,7 @@ unsafe extern "C" {
     static __host_dt_start: u8;
     static __host_dt_end: u8;
     static STACK_SIZE: u8;
+    static STACK_GUARD: u8;
     fn _secondary_start();
 }
 
@@ -47,10 +50,19 @@ pub fn rw() -> Range {
 pub fn heap() -> Range {
     Range::new(addr(&raw const __heap_start), addr(&raw const __heap_end))
 }
-/// The top of CPU `cpu`'s EL2 stack. `STACK_SIZE` is a linker-defined absolute symbol: its
-/// "address" is the value.
+/// The per-CPU EL2 stacks with their guard pages. `STACK_SIZE` and `STACK_GUARD` are
+/// linker-defined absolute symbols: their "address" is the value.
+pub fn stacks() -> StackLayout {
+    StackLayout {
+        start: addr(&raw const __stacks_start),
+        stack_size: addr(&raw const STACK_SIZE),
+        guard_size: addr(&raw const STACK_GUARD),
+        cpus: MAX_CPUS,
+    }
+}
+/// The top of CPU `cpu`'s EL2 stack.
 pub fn stack_top(cpu: usize) -> u64 {
-    addr(&raw const __stacks_start) + (cpu as u64 + 1) * addr(&raw const STACK_SIZE)
+    stacks().top(cpu)
 }
 pub fn secondary_entry() -> u64 {
     _secondary_start as *const () as u64

@@ -121,6 +121,7 @@ impl FfaService for FfaGlue<'_> {
 /// Every exception from the host (`boot/vectors.S`, lower-EL entries).
 #[unsafe(no_mangle)]
 extern "C" fn warden_host_trap(frame: &mut TrapFrame, slot: u64) {
+    super::failure::stop_if_failing();
     let vector = Vector::from_slot(slot);
     match (vector.origin, vector.kind) {
         (Origin::LowerA64, Kind::Sync) => host_sync(frame),
