@@ -34,14 +34,15 @@ _start:
     bl      warden_primary_main
     b       .Lpark
 
-// PSCI CPU_ON entry for secondaries: x0 = context ID = warden's CPU index.
+// PSCI CPU_ON / resume entry for secondaries: x0 = context ID = warden's CPU index in
+// bits [15:0] and the reason above (psci::warden_context), passed on whole to Rust.
 .global _secondary_start
 _secondary_start:
     msr     daifset, #0xf
+    ubfx    x1, x0, #0, #16
     ldr     x9, =MAX_CPUS
-    cmp     x0, x9
+    cmp     x1, x9
     b.hs    .Lpark
-    mov     x1, x0
     bl      .Lset_stack
     bl      warden_secondary_main
     b       .Lpark

@@ -8,16 +8,16 @@ use log::{info, warn};
 
 use super::host_mem::HostFfaEnv;
 use super::image;
-use super::percpu::{HOST_ENTRIES, MAX_CPUS, current_cpu_index};
+use super::percpu::{self, HOST_ENTRIES, MAX_CPUS, current_cpu_index};
 use super::{BOOT_ENTRY, BOOT_HOST, COUNTERS, SHARED, Shared};
 use crate::arch::esr::{self, ExceptionClass, Injection};
 use crate::arch::frame::TrapFrame;
 use crate::ffa::abi::FFA_ERROR;
 use crate::ffa::proxy::{FfaProxy, Width};
 use crate::hvc;
-use crate::platform::dt::PlatformInfo;
+use crate::platform::memmap::{self, Range};
 use crate::platform::smmuv3;
-use crate::psci::HostEntry;
+use crate::psci::{self, EntrySlot, HostEntry, PowerStateFormat};
 use crate::router::{self, CpuTopology, FfaService, SecureMonitor};
 use crate::smccc::FunctionId;
 
@@ -83,20 +83,30 @@ impl SecureMonitor for El3 {
     }
 }
 
-struct Topology<'a>(&'a PlatformInfo);
+struct Topology<'a>(&'a Shared);
 
 impl CpuTopology for Topology<'_> {
     fn index_of(&self, mpidr: u64) -> Option<usize> {
-        self.0.cpu_index(mpidr).filter(|&i| i < MAX_CPUS)
+        psci::cpu_index(&self.0.platform.cpus, mpidr, MAX_CPUS)
     }
     fn current(&self) -> usize {
         current_cpu_index()
     }
-    fn set_host_entry(&self, cpu: usize, entry: HostEntry) {
-        HOST_ENTRIES.set(cpu, entry);
+    fn set_host_entry(&self, slot: EntrySlot, entry: HostEntry) -> Option<HostEntry> {
+        HOST_ENTRIES.set(slot, entry)
+    }
+    fn restore_host_entry(&self, slot: EntrySlot, previous: Option<HostEntry>) {
+        HOST_ENTRIES.restore(slot, previous)
     }
     fn warden_entry(&self) -> u64 {
         image::secondary_entry()
+    }
+    fn is_host_entry(&self, addr: u64) -> bool {
+        let r = Range::new(addr, addr.saturating_add(4));
+        memmap::is_host_ram(&self.0.platform.memory, &[self.0.warden_mem], r)
+    }
+    fn power_state_format(&self) -> PowerStateFormat {
+        percpu::power_state_format()
     }
 }
 
@@ -203,11 +213,11 @@ fn host_sync(frame: &mut TrapFrame) {
                     &shared.smmus,
                 ),
             };
-            let topology = Topology(&shared.platform);
+            let topology = Topology(shared);
             let regs = frame.smccc_regs();
             let fid = FunctionId::from_reg(regs[0]);
             let route = router::classify(fid);
-            if route == router::Route::Psci && crate::psci::ends_the_system(fid) {
+            if route == router::Route::Psci && psci::ends_the_system(fid) {
                 print_counters(shared);
             }
             let reply = router::handle_smc(&regs, &mut El3, &topology, &mut ffa);
