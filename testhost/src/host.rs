@@ -64,6 +64,7 @@ macro_rules! say {
 
 mod device_checks;
 mod dma_checks;
+mod el2_checks;
 mod ffa_checks;
 mod hostile;
 mod mem_checks;
@@ -131,7 +132,7 @@ fn current_el() -> u64 {
 /// The checks this host makes for its configuration, section by section, in the order they run.
 /// Each section's count comes from the code that runs it, so a check that is added, removed or
 /// silently skipped shows up as a section off its plan, and the verdict is FAIL.
-struct Plan([(&'static str, u32); 10]);
+struct Plan([(&'static str, u32); 11]);
 
 impl Plan {
     fn new(version: u32, cpus: usize, tree: &[u8], warden_word: Option<u64>) -> Plan {
@@ -143,6 +144,7 @@ impl Plan {
             ("dma", dma_checks::planned(tree)),
             ("calls", 4 + UNKNOWN_SMCS.len() as u32),
             ("isolation", 6),
+            ("el2", el2_checks::PLANNED),
             ("smp", smp_planned(cpus)),
             ("hostile", hostile::PLANNED),
             ("accounting", 2),
@@ -518,6 +520,10 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
     }
     ffa_checks::still_served(&mut r);
 
+    // Before the SMP section: the PSCI checks aim CPU_ON at this CPU only.
+    r.section("el2");
+    el2_checks::run(&mut r, warden_range(&tree), host_entry_address());
+
     if let Some(s) = scratch {
         stress::SCRATCH.store(s.start + 0x80_0000, Ordering::Release);
     }
@@ -697,6 +703,14 @@ extern "C" fn testhost_secondary(ctx: u64) -> ! {
     loop {
         aarch64_wfe();
     }
+}
+
+/// The test host's own first instruction: an address in the host's RAM.
+fn host_entry_address() -> u64 {
+    unsafe extern "C" {
+        fn _start();
+    }
+    _start as *const () as u64
 }
 
 fn aarch64_wfe() {
