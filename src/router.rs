@@ -15,6 +15,7 @@
 
 use log::{debug, warn};
 
+use crate::counters::RateLimit;
 use crate::ffa;
 use crate::psci::{self, EntrySlot, HostEntry, PowerStateFormat, RelayContext, Relayed};
 use crate::smccc::{FunctionId, NOT_SUPPORTED, Owner};
@@ -85,6 +86,10 @@ impl Reply {
     }
 }
 
+/// Lines about refused calls: a host can make as many as it likes (`RateLimit`).
+static REFUSED_SMC_LINES: RateLimit = RateLimit::new();
+static REFUSED_PSCI_LINES: RateLimit = RateLimit::new();
+
 /// Handles one host SMC with arguments `regs` (x0-x17).
 pub fn handle_smc(
     regs: &[u64; 18],
@@ -109,10 +114,12 @@ pub fn handle_smc(
         Route::Psci => Reply::narrow(relay_psci(fid, regs, monitor, cpus)),
         Route::Ffa => ffa.call(regs),
         Route::Refused => {
-            warn!(
-                "host SMC {:#010x} refused: not a service warden relays",
-                fid.0
-            );
+            if let Some(n) = REFUSED_SMC_LINES.allow() {
+                warn!(
+                    "host SMC {:#010x} refused: not a service warden relays (#{n})",
+                    fid.0
+                );
+            }
             let mut out = *regs;
             out[0] = NOT_SUPPORTED;
             Reply::narrow(out)
@@ -160,10 +167,12 @@ fn relay_psci(
             regs: out,
         }) => monitor.call(&out),
         Err(code) => {
-            warn!(
-                "PSCI {:#010x} refused (code {}): target MPIDR or entry point {:#x}/{:#x} not the host's",
-                fid.0, code as i64, regs[1], regs[2]
-            );
+            if let Some(n) = REFUSED_PSCI_LINES.allow() {
+                warn!(
+                    "PSCI {:#010x} refused (code {}): target MPIDR or entry point {:#x}/{:#x} not the host's (#{n})",
+                    fid.0, code as i64, regs[1], regs[2]
+                );
+            }
             let mut out = *regs;
             out[0] = code;
             out

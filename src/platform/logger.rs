@@ -1,8 +1,14 @@
 //! The `log` backend: one line per record on the console, tagged with the CPU that logged
 //! it. The tag comes from a function the runtime passes in, so that the console side
 //! depends on nothing of the runtime.
+//!
+//! A CPU can hold its lines back (`hold`/`release`): the runtime does so for every FF-A
+//! call, so that nothing is written to the console while the proxy's mailbox or memory
+//! lock, or the stage-2 lock, is held; the lines go out when the call is over. Lines that
+//! do not fit in the CPU's buffer are dropped and counted.
 
-use core::fmt::Write;
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use log::{LevelFilter, Log, Metadata, Record};
 use spin::{Mutex, Once};
@@ -13,6 +19,37 @@ use super::console::Pl011;
 static LINE_LOCK: Mutex<()> = Mutex::new(());
 /// Gives the calling CPU's tag; set once by `init`.
 static CPU_TAG: Once<fn() -> usize> = Once::new();
+
+/// CPUs that can hold lines back (a CPU with a larger tag writes at once).
+const HELD_CPUS: usize = 8;
+const HELD_BYTES: usize = 2048;
+
+struct Held {
+    active: bool,
+    len: usize,
+    bytes: [u8; HELD_BYTES],
+}
+
+impl Write for Held {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Each CPU's held lines; only that CPU takes its lock, so it never waits.
+static HELD: [Mutex<Held>; HELD_CPUS] = [const {
+    Mutex::new(Held {
+        active: false,
+        len: 0,
+        bytes: [0; HELD_BYTES],
+    })
+}; HELD_CPUS];
+/// Lines dropped because a CPU's held buffer was full.
+static HELD_DROPPED: AtomicU64 = AtomicU64::new(0);
 
 struct Logger;
 
@@ -27,13 +64,54 @@ impl Log for Logger {
         true
     }
     fn log(&self, record: &Record) {
+        let cpu = cpu_tag();
+        if let Some(mut held) = HELD.get(cpu).map(Mutex::lock)
+            && held.active
+        {
+            let start = held.len;
+            if writeln!(held, "warden[{cpu}] {:5} {}", record.level(), record.args()).is_err() {
+                held.len = start;
+                HELD_DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         if let Some(mut uart) = Pl011::current() {
             let _guard = LINE_LOCK.lock();
-            let cpu = cpu_tag();
             let _ = writeln!(uart, "warden[{cpu}] {:5} {}", record.level(), record.args());
         }
     }
     fn flush(&self) {}
+}
+
+/// Holds this CPU's lines back until `release`.
+pub fn hold() {
+    if let Some(mut held) = HELD.get(cpu_tag()).map(Mutex::lock) {
+        held.active = true;
+    }
+}
+
+/// Writes this CPU's held lines and stops holding them.
+pub fn release() {
+    let Some(mut held) = HELD.get(cpu_tag()).map(Mutex::lock) else {
+        return;
+    };
+    held.active = false;
+    if held.len == 0 {
+        return;
+    }
+    if let Some(mut uart) = Pl011::current()
+        && let Some(text) = held.bytes.get(..held.len)
+    {
+        let _guard = LINE_LOCK.lock();
+        // The buffer holds whole formatted lines, so valid UTF-8; anything else is skipped.
+        let _ = uart.write_str(core::str::from_utf8(text).unwrap_or(""));
+    }
+    held.len = 0;
+}
+
+/// Log lines dropped because a CPU's held buffer was full.
+pub fn held_dropped() -> u64 {
+    HELD_DROPPED.load(Ordering::Relaxed)
 }
 
 /// Installs the logger at `level`; `cpu` gives the tag of the CPU that logs a line.

@@ -60,8 +60,10 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     let smmu_nodes = smmuv3::dt::find(&tree);
     let smmu_frames: alloc::vec::Vec<Range> =
         smmu_nodes.iter().map(|n| n.frame.align_out(4096)).collect();
-    let devices: alloc::vec::Vec<Range> = platform
-        .console
+    // warden's console: a UART the host does not get if the DT has one, else the host's.
+    let console_choice = console::choose(&tree, platform.console);
+    let devices: alloc::vec::Vec<Range> = console_choice
+        .map(console::ConsoleChoice::frame)
         .into_iter()
         .chain(smmu_frames.iter().copied())
         .collect();
@@ -82,8 +84,8 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         &raw const EL2_ROOT as usize,
         &raw const EL2_ROOT as usize + 8,
     );
-    if let Some(uart) = platform.console {
-        console::publish(uart.start as usize);
+    if let Some(uart) = console_choice {
+        console::publish(uart.frame().start as usize);
         logger::init(LevelFilter::Info, current_cpu_index);
     }
     info!("{BANNER}");
@@ -124,7 +126,21 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         .iter()
         .filter_map(|node| take_over_smmu(node, &host_ram))
         .collect();
-    let owned: alloc::vec::Vec<u64> = smmus.iter().map(|s| s.frame.start).collect();
+    let mut owned: alloc::vec::Vec<u64> = smmus.iter().map(|s| s.frame.start).collect();
+    match console_choice {
+        Some(console::ConsoleChoice::Own(uart)) => {
+            info!(
+                "console: warden's own PL011 at {:#x}, hidden from the host",
+                uart.start
+            );
+            owned.push(uart.start);
+        }
+        Some(console::ConsoleChoice::Shared(uart)) => info!(
+            "console: the host's PL011 at {:#x}, shared (the DT offers no other); a stalled UART drops warden's output",
+            uart.start
+        ),
+        None => {}
+    }
     // MMIO default-deny: the host's stage-2 maps only the device frames it may program.
     // PCIe only when every stream behind it goes through an SMMU warden owns.
     let device_plan =

@@ -12,9 +12,12 @@ use super::percpu::{self, HOST_ENTRIES, MAX_CPUS, current_cpu_index};
 use super::{BOOT_ENTRY, BOOT_HOST, COUNTERS, SHARED, Shared};
 use crate::arch::esr::{self, ExceptionClass, Injection};
 use crate::arch::frame::TrapFrame;
+use crate::counters::RateLimit;
 use crate::ffa::abi::FFA_ERROR;
 use crate::ffa::proxy::{FfaProxy, Width};
 use crate::hvc;
+use crate::platform::console::Pl011;
+use crate::platform::logger;
 use crate::platform::memmap::{self, Range};
 use crate::platform::smmuv3;
 use crate::psci::{self, EntrySlot, HostEntry, PowerStateFormat};
@@ -69,6 +72,8 @@ impl Vector {
     }
 }
 
+/// WARDEN_COUNTERS calls that printed the table (a host may call it in a loop).
+static COUNTER_PRINTS: RateLimit = RateLimit::new();
 /// Lines logged about DMA faults (for rate-limiting them).
 static DMA_FAULT_LINES: AtomicU64 = AtomicU64::new(0);
 
@@ -117,7 +122,11 @@ struct FfaGlue<'a> {
 
 impl FfaService for FfaGlue<'_> {
     fn call(&mut self, regs: &[u64; 18]) -> router::Reply {
+        // Nothing reaches the console while the proxy holds its locks (or the stage-2's):
+        // this CPU's lines wait until the call is over.
+        logger::hold();
         let reply = self.proxy.handle(regs, &mut self.env);
+        logger::release();
         router::Reply {
             regs: reply.regs,
             count: match reply.width {
@@ -256,7 +265,10 @@ struct Info<'a>(&'a Shared);
 
 impl hvc::WardenInfo for Info<'_> {
     fn counters(&self) -> hvc::CountersReply {
-        print_counters(self.0);
+        // The table is up to ~160 lines: printed for the first few calls, then rarely.
+        if COUNTER_PRINTS.allow().is_some() {
+            print_counters(self.0);
+        }
         let (calls, errors) = COUNTERS.ffa_totals();
         hvc::CountersReply {
             ffa_calls: calls,
@@ -288,6 +300,11 @@ fn print_counters(shared: &Shared) {
     for (n, c, e) in COUNTERS.ffa_by_function() {
         info!("counters: FF-A function {n:#04x}: {c} call(s), {e} error(s)");
     }
+    info!(
+        "counters: console bytes dropped {} (UART stalled), log lines dropped {} (held buffer full)",
+        Pl011::dropped(),
+        logger::held_dropped()
+    );
     if !shared.smmus.is_empty() {
         info!(
             "counters: SMMU DMA faults {} (blocked and recorded)",
