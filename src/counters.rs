@@ -30,6 +30,8 @@ pub struct Counters {
     /// Host faults on its own memory during a lend's break-before-make, retried.
     pub bbm_retries: AtomicU64,
     pub hvc_calls: AtomicU64,
+    /// Data-cache set/way operations the host made (trapped by HCR_EL2.TSW).
+    pub set_way_ops: AtomicU64,
     /// DMA the SMMU blocked and recorded (event records drained).
     pub dma_faults: AtomicU64,
 }
@@ -45,6 +47,7 @@ impl Counters {
             host_permission_faults: AtomicU64::new(0),
             bbm_retries: AtomicU64::new(0),
             hvc_calls: AtomicU64::new(0),
+            set_way_ops: AtomicU64::new(0),
             dma_faults: AtomicU64::new(0),
         }
     }

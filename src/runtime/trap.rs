@@ -10,7 +10,7 @@ use super::host_mem::HostFfaEnv;
 use super::image;
 use super::percpu::{self, HOST_ENTRIES, MAX_CPUS, current_cpu_index};
 use super::{BOOT_ENTRY, BOOT_HOST, COUNTERS, SHARED, Shared};
-use crate::arch::esr::{self, ExceptionClass, Injection};
+use crate::arch::esr::{self, El1Entry, ExceptionClass, Injection};
 use crate::arch::frame::TrapFrame;
 use crate::counters::RateLimit;
 use crate::ffa::abi::FFA_ERROR;
@@ -250,6 +250,16 @@ fn host_sync(frame: &mut TrapFrame) {
         ExceptionClass::DataAbortLower | ExceptionClass::InstructionAbortLower => {
             host_abort(frame, esr)
         }
+        ExceptionClass::Other(0x18) if let Some(rt) = esr::set_way_op(esr) => {
+            // DC ISW/CSW/CISW (HCR_EL2.TSW): performed as clean-and-invalidate of that
+            // set/way, so no dirty line (warden's or another world's) is ever discarded.
+            let value = frame.x.get(rt as usize).copied().unwrap_or(0);
+            // SAFETY: clean-and-invalidate by set/way writes dirty data back and changes no
+            // memory contents; any set/way value is architecturally safe to name.
+            unsafe { core::arch::asm!("dc cisw, {}", in(reg) value, options(nostack)) };
+            COUNTERS.set_way_ops.fetch_add(1, Ordering::Relaxed);
+            frame.elr += 4;
+        }
         other => {
             warn!(
                 "host trap {other:?} (ESR {esr:#x}) at {:#x}: injecting undefined instruction",
@@ -288,14 +298,15 @@ impl hvc::WardenInfo for Info<'_> {
 fn print_counters(shared: &Shared) {
     let (calls, errors) = COUNTERS.ffa_totals();
     info!(
-        "counters: FF-A calls {calls} (errors {errors}), PSCI {}, refused SMCs {}, stage-2 faults {} ({} permission) (+{} retried during lends), HVCs {}, live memory handles {}",
+        "counters: FF-A calls {calls} (errors {errors}), PSCI {}, refused SMCs {}, stage-2 faults {} ({} permission) (+{} retried during lends), HVCs {}, live memory handles {}, set/way operations {}",
         COUNTERS.psci_calls.load(Ordering::Relaxed),
         COUNTERS.smc_refused.load(Ordering::Relaxed),
         COUNTERS.host_aborts.load(Ordering::Relaxed),
         COUNTERS.host_permission_faults.load(Ordering::Relaxed),
         COUNTERS.bbm_retries.load(Ordering::Relaxed),
         COUNTERS.hvc_calls.load(Ordering::Relaxed),
-        shared.ffa.live_handles()
+        shared.ffa.live_handles(),
+        COUNTERS.set_way_ops.load(Ordering::Relaxed)
     );
     for (n, c, e) in COUNTERS.ffa_by_function() {
         info!("counters: FF-A function {n:#04x}: {c} call(s), {e} error(s)");
@@ -353,7 +364,13 @@ fn host_abort(frame: &mut TrapFrame, esr: u64) {
 }
 
 fn inject(frame: &mut TrapFrame, kind: Injection) {
-    let e = esr::inject(kind, frame.elr, frame.spsr, VBAR_EL1.get());
+    let entry = El1Entry {
+        sctlr_el1: SCTLR_EL1.get(),
+        pan: (ID_AA64MMFR1_EL1.get() >> 20) & 0xf != 0,
+        ssbs: (ID_AA64PFR1_EL1.get() >> 4) & 0xf != 0,
+        mte: (ID_AA64PFR1_EL1.get() >> 8) & 0xf != 0,
+    };
+    let e = esr::inject(kind, frame.elr, frame.spsr, VBAR_EL1.get(), &entry);
     ESR_EL1.set(e.esr_el1);
     FAR_EL1.set(FAR_EL2.get());
     ELR_EL1.set(e.elr_el1);

@@ -35,7 +35,7 @@ static mut testhost_last_fault: [u64; 2] = [0; 2];
 pub(crate) static UART: AtomicU64 = AtomicU64::new(0);
 static SECONDARY_SEEN: AtomicU64 = AtomicU64::new(0);
 /// Target of the "host RAM stays writable" probe.
-static SCRATCH: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SCRATCH: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) struct Uart;
 impl Write for Uart {
