@@ -1,6 +1,8 @@
 //! The SMC router: every SMC the host makes traps to EL2 (HCR_EL2.TSC) and lands here.
-//! PSCI and SMCCC architecture calls are relayed to EL3, FF-A calls go to the FF-A
-//! module, and everything else is refused with NOT_SUPPORTED.
+//! PSCI is relayed to EL3 (entry points through warden), FF-A calls go to the FF-A
+//! module, the calls on the allow-list (`smccc::RELAYED`: SMCCC version and features,
+//! SoC ID, the CPU-erratum workarounds, TRNG) are relayed as they are, and everything else
+//! is refused with NOT_SUPPORTED.
 // Host input must never be able to panic warden: no unwrap/expect/panic and no
 // indexing that can go out of bounds in code that sees host-derived values (tests aside).
 #![cfg_attr(
@@ -18,7 +20,7 @@ use log::{debug, warn};
 use crate::counters::RateLimit;
 use crate::ffa;
 use crate::psci::{self, EntrySlot, HostEntry, PowerStateFormat, RelayContext, Relayed};
-use crate::smccc::{FunctionId, NOT_SUPPORTED, Owner};
+use crate::smccc::{self, FunctionId, NOT_SUPPORTED, Owner};
 
 /// The secure monitor at EL3, reached with an SMC carrying x0-x17 (SMCCC v1.2).
 pub trait SecureMonitor {
@@ -53,7 +55,8 @@ pub trait CpuTopology {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     Psci,
-    SmcccArch,
+    /// On the allow-list (`smccc::RELAYED`): relayed to EL3 unchanged.
+    Relayed,
     Ffa,
     Refused,
 }
@@ -63,8 +66,10 @@ pub fn classify(fid: FunctionId) -> Route {
         // Yielding (standard) calls are not used by anything warden serves.
         return Route::Refused;
     }
+    if smccc::is_relayed(fid) {
+        return Route::Relayed;
+    }
     match fid.owner() {
-        Owner::Arch if !fid.is_64() => Route::SmcccArch,
         Owner::StandardSecure if psci::is_psci(fid) => Route::Psci,
         Owner::StandardSecure if ffa::is_ffa(fid) => Route::Ffa,
         _ => Route::Refused,
@@ -110,7 +115,12 @@ pub fn handle_smc(
         regs
     };
     match classify(fid) {
-        Route::SmcccArch => Reply::narrow(monitor.call(regs)),
+        Route::Relayed if !smccc::feature_query_allowed(fid, regs[1]) => {
+            let mut out = *regs;
+            out[0] = NOT_SUPPORTED;
+            Reply::narrow(out)
+        }
+        Route::Relayed => Reply::narrow(monitor.call(regs)),
         Route::Psci => Reply::narrow(relay_psci(fid, regs, monitor, cpus)),
         Route::Ffa => ffa.call(regs),
         Route::Refused => {
@@ -250,7 +260,12 @@ mod tests {
 
     #[test]
     fn classification() {
-        assert_eq!(classify(FunctionId(0x8000_0000)), Route::SmcccArch);
+        assert_eq!(classify(FunctionId(0x8000_0000)), Route::Relayed);
+        assert_eq!(classify(FunctionId(0x8000_8000)), Route::Relayed); // WORKAROUND_1
+        assert_eq!(classify(FunctionId(0xc400_0053)), Route::Relayed); // TRNG_RND64
+        assert_eq!(classify(FunctionId(0x8000_00ff)), Route::Refused); // unknown arch
+        assert_eq!(classify(FunctionId(0xc400_0020)), Route::Refused); // SDEI
+        assert_eq!(classify(FunctionId(0xc400_0110)), Route::Refused); // DRTM
         assert_eq!(classify(FunctionId(0x8400_0000)), Route::Psci);
         assert_eq!(classify(FunctionId(0xc400_0003)), Route::Psci);
         assert_eq!(classify(FunctionId(0x8400_0063)), Route::Ffa);
@@ -274,6 +289,31 @@ mod tests {
         assert_eq!(reply.count, 4);
         assert!(m.calls.is_empty());
         assert_eq!(ffa.0, 0);
+    }
+
+    #[test]
+    fn allow_list_reaches_el3_and_feature_queries_about_refused_calls_do_not() {
+        let (mut m, c) = (Monitor::default(), Cpus::default());
+        let mut ffa = Ffa(0);
+        // TRNG_VERSION (Linux asks at boot) and a Spectre-v2 workaround call reach EL3.
+        handle_smc(&regs(0x8400_0050), &mut m, &c, &mut ffa);
+        handle_smc(&regs(0x8000_8000), &mut m, &c, &mut ffa);
+        assert_eq!(m.calls.len(), 2);
+        // SMCCC_ARCH_FEATURES about an allowed call reaches EL3; about a refused one
+        // (SDEI_VERSION) it is answered here.
+        let mut q = regs(0x8000_0001);
+        q[1] = 0x8000_0002;
+        handle_smc(&q, &mut m, &c, &mut ffa);
+        assert_eq!(m.calls.len(), 3);
+        q[1] = 0xc400_0020;
+        assert_eq!(handle_smc(&q, &mut m, &c, &mut ffa).regs[0], NOT_SUPPORTED);
+        assert_eq!(m.calls.len(), 3);
+        // An SMCCC architecture call off the list never reaches EL3.
+        assert_eq!(
+            handle_smc(&regs(0x8000_00ff), &mut m, &c, &mut ffa).regs[0],
+            NOT_SUPPORTED
+        );
+        assert_eq!(m.calls.len(), 3);
     }
 
     #[test]

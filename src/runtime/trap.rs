@@ -238,7 +238,7 @@ fn host_sync(frame: &mut TrapFrame) {
                 router::Route::Refused => {
                     COUNTERS.smc_refused.fetch_add(1, Ordering::Relaxed);
                 }
-                router::Route::SmcccArch => {}
+                router::Route::Relayed => {}
             }
             frame.set_smccc_results(&reply.regs, reply.count);
         }

@@ -12,7 +12,7 @@ const ALREADY_ON: i32 = -4;
 const INVALID_ADDRESS: i32 = -9;
 
 /// The checks `run` makes.
-pub(crate) const PLANNED: u32 = 6;
+pub(crate) const PLANNED: u32 = 8;
 /// Refused SMCs the flood check makes: more than warden logs in full (16).
 pub(crate) const FLOOD: u32 = 64;
 
@@ -55,6 +55,7 @@ pub(crate) fn run(r: &mut Report, warden: Option<Range>, own_entry: u64) {
 
     pmu_check(r);
     set_way_check(r);
+    allow_list_checks(r);
     flood_check(r);
 }
 
@@ -133,6 +134,25 @@ fn set_way_check(r: &mut Report) {
         "a set/way cache operation completes and loses nothing",
         before == after,
         format_args!("{before:#x} -> {after:#x}"),
+    );
+}
+
+/// The SMCCC allow-list: TRNG_VERSION (Linux asks at boot) reaches EL3, which answers a
+/// TRNG version or NOT_SUPPORTED (this firmware has no TRNG; qemu-tests checks that warden
+/// did not refuse it); SDEI_VERSION (SDEI registers EL1 entry points with EL3) is refused.
+fn allow_list_checks(r: &mut Report) {
+    let v = smc(0x8400_0050, &[])[0] as u32;
+    say!("testhost: TRNG_VERSION = {v:#x}");
+    r.check(
+        "TRNG_VERSION answered by EL3",
+        v == 0xffff_ffff || v >> 16 == 1,
+        format_args!("{v:#x}"),
+    );
+    let v = smc(0xc400_0020, &[])[0] as u32;
+    r.check(
+        "SDEI_VERSION refused",
+        v == 0xffff_ffff,
+        format_args!("{v:#x}"),
     );
 }
 
