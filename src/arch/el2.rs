@@ -25,6 +25,11 @@ pub const HCR_HOST: u64 = HCR_VM | HCR_TSC | HCR_TSW | HCR_RW | HCR_APK | HCR_AP
 /// itself (warden is built soft-float and never touches it). RES1 bits 13, 9 and 7:0.
 const CPTR_HOST: u64 = 1 << 13 | 1 << 9 | 0xff;
 
+/// Set only when scripts/bench builds warden (`WARDEN_BENCH_EL2_PMU=1`): the benchmark
+/// client counts warden's instructions with the PMU at EL2, which MDCR_EL2.HPMD otherwise
+/// prohibits. Never in a build that runs a real host.
+pub const BENCH_EL2_PMU: bool = option_env!("WARDEN_BENCH_EL2_PMU").is_some();
+
 /// SCTLR_EL1 as the arm64 boot protocol expects it: MMU and caches off, RES1 bits set.
 const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 
@@ -46,7 +51,7 @@ pub fn init_cpu(cpu: usize, s2_root: u64, vtcr: u64) {
     // SAFETY: reading PMCR_EL0 at EL2 has no side effects.
     unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nomem, nostack)) };
     let dfr0 = ID_AA64DFR0_EL1.get();
-    MDCR_EL2.set(el2_config::mdcr_el2(pmcr >> 11, dfr0));
+    MDCR_EL2.set(el2_config::mdcr_el2(pmcr >> 11, dfr0, BENCH_EL2_PMU));
     if el2_config::has_trace_filter(dfr0) {
         // SAFETY: TRFCR_EL2 exists with FEAT_TRF; 0 prohibits trace at EL2 (its reset value
         // is UNKNOWN).

@@ -23,9 +23,13 @@ const MDCR_HCCD: u64 = 1 << 23;
 /// debug or PMU access, and nothing counts while warden runs: HPMD (FEAT_PMUv3p1,
 /// PMUVer >= 4) stops event counters at EL2, HCCD (FEAT_PMUv3p5, PMUVer >= 6) the cycle
 /// counter. A host that could count EL2 events could time warden's work on other
-/// worlds' behalf.
-pub fn mdcr_el2(pmcr_n: u64, dfr0: u64) -> u64 {
+/// worlds' behalf. `bench` leaves EL2 counting on: a build for scripts/bench only
+/// (`WARDEN_BENCH_EL2_PMU`), whose client measures warden's instructions with the PMU.
+pub fn mdcr_el2(pmcr_n: u64, dfr0: u64, bench: bool) -> u64 {
     let mut v = pmcr_n & 0x1f;
+    if bench {
+        return v;
+    }
     if let Some(pmu) = pmu_version(dfr0) {
         if pmu >= 4 {
             v |= MDCR_HPMD;
@@ -98,14 +102,16 @@ mod tests {
     #[test]
     fn mdcr_stops_pmu_counting_at_el2_when_the_pmu_can() {
         // PMUv3 (1): only HPMN. PMUv3p1 (4): HPMD. PMUv3p5 (6): HPMD and HCCD.
-        assert_eq!(mdcr_el2(6, 1 << 8), 6);
-        assert_eq!(mdcr_el2(6, 4 << 8), 6 | MDCR_HPMD);
-        assert_eq!(mdcr_el2(31, 6 << 8), 31 | MDCR_HPMD | MDCR_HCCD);
+        assert_eq!(mdcr_el2(6, 1 << 8, false), 6);
+        assert_eq!(mdcr_el2(6, 4 << 8, false), 6 | MDCR_HPMD);
+        assert_eq!(mdcr_el2(31, 6 << 8, false), 31 | MDCR_HPMD | MDCR_HCCD);
         // No PMU, or an IMPLEMENTATION DEFINED one: nothing to set.
-        assert_eq!(mdcr_el2(0, 0), 0);
-        assert_eq!(mdcr_el2(0, 0xf << 8), 0);
+        assert_eq!(mdcr_el2(0, 0, false), 0);
+        assert_eq!(mdcr_el2(0, 0xf << 8, false), 0);
         // QEMU's max CPU (PMUVer 6 since QEMU 7.1 reports PMUv3p5 or p4).
-        assert_eq!(mdcr_el2(6, 5 << 8) & MDCR_HPMD, MDCR_HPMD);
+        assert_eq!(mdcr_el2(6, 5 << 8, false) & MDCR_HPMD, MDCR_HPMD);
+        // The benchmark build counts at EL2.
+        assert_eq!(mdcr_el2(6, 6 << 8, true), 6);
     }
 
     #[test]

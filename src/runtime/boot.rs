@@ -89,6 +89,9 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         logger::init(LevelFilter::Info, current_cpu_index);
     }
     info!("{BANNER}");
+    if el2::BENCH_EL2_PMU {
+        warn!("benchmark build: the host's PMU may count at EL2 (MDCR_EL2.HPMD clear)");
+    }
     let el = CurrentEL.get() >> 2 & 3;
     info!(
         "running at EL{el}, image {:#x}..{:#x}, DT at {dtb:#x}",
