@@ -173,6 +173,7 @@ Dir::Etc::SourceList "$dir/sources.list";
 Dir::Etc::SourceParts "/dev/null";
 Acquire::Languages "none";
 APT::Sandbox::User "$(id -un)";
+DPkg::Lock::Timeout "600";
 EOF
     apt-get -q -c "$dir/apt.conf" "$@"
 }

@@ -77,7 +77,8 @@ pub fn classify(fid: FunctionId) -> Route {
 }
 
 /// The registers to hand back to the host: x0 to x(count-1) carry results, the others
-/// keep the caller's values.
+/// keep the caller's values. One type for every service warden answers (PSCI, SMCCC
+/// architecture calls and the FF-A proxy).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     pub regs: [u64; 18],
@@ -86,8 +87,16 @@ pub struct Reply {
 
 impl Reply {
     /// SMCCC results in x0-x3 (PSCI, SMCCC architecture calls).
-    fn narrow(regs: [u64; 18]) -> Self {
+    pub fn narrow(regs: [u64; 18]) -> Self {
         Self { regs, count: 4 }
+    }
+    /// FF-A results in x0-x7: what every FF-A version and every SMC32 call returns.
+    pub fn ffa(regs: [u64; 18]) -> Self {
+        Self { regs, count: 8 }
+    }
+    /// Results in x0-x17 (SMCCC v1.2), for FF-A v1.2 hosts and the v1.2-only calls.
+    pub fn wide(regs: [u64; 18]) -> Self {
+        Self { regs, count: 18 }
     }
 }
 
@@ -248,7 +257,7 @@ mod tests {
             self.0 += 1;
             let mut regs = [0u64; 18];
             regs[17] = 0x1717;
-            Reply { regs, count: 18 }
+            Reply::wide(regs)
         }
     }
 

@@ -184,6 +184,18 @@ pub fn call_regs(fid: u32, args: &[u64]) -> Regs {
     r
 }
 
+/// A memory handle from the two registers that carry it, low word first (DEN0077A v1.2
+/// §10.2.1; FFA_MEM_RECLAIM w1/w2, FFA_MEM_FRAG_RX/TX w1/w2, FFA_SUCCESS w2/w3). Only the
+/// low 32 bits of each register count: these are SMC32 calls.
+pub const fn handle_from_regs(lo: u64, hi: u64) -> u64 {
+    (lo as u32 as u64) | (hi as u32 as u64) << 32
+}
+
+/// A memory handle as the two register values that carry it, low word first.
+pub const fn handle_to_regs(handle: u64) -> [u64; 2] {
+    [handle as u32 as u64, handle >> 32]
+}
+
 /// The result of a call to the SPMC: `Ok` with the registers for FFA_SUCCESS (32 or 64),
 /// `Err` with the decoded error for FFA_ERROR or anything unexpected.
 pub fn expect_success(r: &Regs) -> Result<&Regs, FfaError> {
@@ -241,5 +253,18 @@ mod tests {
             assert_eq!(FfaError::from_reg(e.code() as i64 as u64), Some(e));
         }
         assert_eq!(FfaError::from_reg(0), None);
+    }
+
+    #[test]
+    fn handles_round_trip_through_two_registers() {
+        let h = 0x8000_0001_2345_6789;
+        assert_eq!(handle_to_regs(h), [0x2345_6789, 0x8000_0001]);
+        let [lo, hi] = handle_to_regs(h);
+        assert_eq!(handle_from_regs(lo, hi), h);
+        // Upper halves of the registers are not part of the handle.
+        assert_eq!(
+            handle_from_regs(0xffff_ffff_0000_0001, 0xdead_0000_0000_0002),
+            0x2_0000_0001
+        );
     }
 }

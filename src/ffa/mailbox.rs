@@ -51,11 +51,6 @@ impl HostMailbox {
             rx_owner: RxOwner::Producer,
         })
     }
-
-    /// Whether `r` touches either buffer: such memory must not be shared or lent.
-    pub fn overlaps(&self, r: &Range) -> bool {
-        self.tx.overlaps(r) || self.rx.overlaps(r)
-    }
 }
 
 #[cfg(test)]
@@ -71,7 +66,6 @@ mod tests {
         let m = HostMailbox::validate(0x4000_0000, 0x4000_4000, 4, ram).unwrap();
         assert_eq!(m.tx, Range::new(0x4000_0000, 0x4000_4000));
         assert_eq!(m.rx_owner, RxOwner::Producer);
-        assert!(m.overlaps(&Range::new(0x4000_3000, 0x4000_5000)));
     }
 
     #[test]

@@ -20,8 +20,6 @@ pub mod partition;
 pub mod proxy;
 pub mod version;
 
-#[cfg(test)]
-mod proxy_tests;
 /// A model of the SPMC, for the unit tests and the fuzz targets (feature `model`).
 #[cfg(any(test, feature = "model"))]
 pub mod spmc_model;

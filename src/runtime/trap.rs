@@ -14,7 +14,7 @@ use crate::arch::esr::{self, El1Entry, ExceptionClass, Injection};
 use crate::arch::frame::TrapFrame;
 use crate::counters::RateLimit;
 use crate::ffa::abi::FFA_ERROR;
-use crate::ffa::proxy::{FfaProxy, Width};
+use crate::ffa::proxy::FfaProxy;
 use crate::hvc;
 use crate::platform::console::Pl011;
 use crate::platform::logger;
@@ -127,13 +127,7 @@ impl FfaService for FfaGlue<'_> {
         logger::hold();
         let reply = self.proxy.handle(regs, &mut self.env);
         logger::release();
-        router::Reply {
-            regs: reply.regs,
-            count: match reply.width {
-                Width::Ffa8 => 8,
-                Width::Wide => 18,
-            },
-        }
+        reply
     }
 }
 

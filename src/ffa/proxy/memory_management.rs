@@ -1,0 +1,361 @@
+//! Memory management (DEN0077A v1.2 chapter 10, §13.11-13.16): the host shares and lends
+//! its pages to secure partitions, in one or several fragments, and reclaims them.
+//! Ownership of every page is tracked so that a page is never in two transactions, and a
+//! lent page leaves the host's stage-2 until it is reclaimed.
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use log::{info, warn};
+
+use super::{FfaProxy, ProxyEnv, Reply, local, success};
+use crate::ffa::abi::{self, FfaError, Regs, num};
+use crate::ffa::mailbox;
+use crate::ffa::memory::{self, MemOp};
+use crate::ffa::ownership::{Handle, Ownership, PageState};
+use crate::ffa::version::FfaVersion;
+use crate::platform::memmap::Range;
+
+/// FFA_MEM_FRAG_RX: the callee asks for the next fragment (DEN0077A v1.2 §10.4.2).
+const FFA_MEM_FRAG_RX: u64 = abi::fid32(num::MEM_FRAG_RX) as u64;
+/// Handles warden allocates for transactions the host is still sending in fragments:
+/// bit 63 set means "allocated by the hypervisor" (§10.2.1).
+const HYP_HANDLE: u64 = 1 << 63;
+
+/// One shared or lent region set, as the SPMC knows it by its handle.
+#[derive(Clone, Debug)]
+pub(super) struct Record {
+    op: MemOp,
+    ranges: Vec<Range>,
+}
+
+/// A transaction the host is sending in fragments (FFA_MEM_FRAG_TX).
+pub(super) struct Pending {
+    op: MemOp,
+    is_64: bool,
+    handle: Handle,
+    total: usize,
+    bytes: Vec<u8>,
+}
+
+/// The most memory handles the host may hold at once, and the most ranges they may
+/// record together (one `Range` each, plus their ownership entries: about 2 MiB of
+/// warden's 8 MiB heap at the limit).
+pub(super) const MAX_LIVE_HANDLES: usize = 256;
+pub(super) const MAX_LIVE_RANGES: usize = 32 * 1024;
+
+#[derive(Default)]
+pub(super) struct MemoryState {
+    pub(super) ownership: Ownership,
+    pub(super) handles: BTreeMap<Handle, Record>,
+    pub(super) pending: Option<Pending>,
+    next_id: u64,
+}
+
+impl FfaProxy {
+    /// FFA_MEM_SHARE / FFA_MEM_LEND (§10.5, §10.6) with the descriptor in the host's TX
+    /// buffer. A descriptor in several fragments is collected (and bounded) before any
+    /// page changes hands; then it is checked whole, the pages are claimed, a lend
+    /// removes them from the host's stage-2, and the transaction goes to the SPMC in the
+    /// SPMC's layout, from warden's own TX buffer. Any failure undoes everything.
+    pub(super) fn mem_send(
+        &self,
+        op: MemOp,
+        is_64: bool,
+        regs: &Regs,
+        version: FfaVersion,
+        env: &mut impl ProxyEnv,
+    ) -> Result<Reply, FfaError> {
+        let total = regs[1] as u32 as usize;
+        let frag = regs[2] as u32 as usize;
+        let (addr, page_count) = if is_64 {
+            (regs[3], regs[4] as u32)
+        } else {
+            (regs[3] as u32 as u64, regs[4] as u32)
+        };
+        // Dynamically allocated buffers (address != 0) are not supported (§10.4.1).
+        if addr != 0 || page_count != 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        if total > memory::MAX_TOTAL_LEN {
+            return Err(FfaError::NoMemory);
+        }
+        if frag == 0 || frag > total {
+            return Err(FfaError::InvalidParameters);
+        }
+        let slot = self.mailbox.lock();
+        let mailbox = slot.as_ref().ok_or(FfaError::Denied)?;
+        if frag as u64 > mailbox.tx.len() {
+            return Err(FfaError::InvalidParameters);
+        }
+        if self.memory.lock().pending.is_some() {
+            return Err(FfaError::Busy);
+        }
+        // One snapshot of the host's bytes: the host cannot change them under warden.
+        let mut bytes = vec![0u8; frag];
+        env.read_host(mailbox.tx.start, &mut bytes);
+        if frag < total {
+            let mut memory = self.memory.lock();
+            memory.next_id += 1;
+            let handle = HYP_HANDLE | memory.next_id;
+            bytes.reserve_exact(total - frag);
+            memory.pending = Some(Pending {
+                op,
+                is_64,
+                handle,
+                total,
+                bytes,
+            });
+            return Ok(frag_rx(handle, frag));
+        }
+        let result = self.mem_commit(op, is_64, &bytes, version, env);
+        drop(slot);
+        result
+    }
+
+    /// FFA_MEM_FRAG_TX (§10.4.3): the next fragment of the host's pending transaction.
+    pub(super) fn mem_frag_tx(
+        &self,
+        regs: &Regs,
+        version: FfaVersion,
+        env: &mut impl ProxyEnv,
+    ) -> Result<Reply, FfaError> {
+        let handle = abi::handle_from_regs(regs[1], regs[2]);
+        let frag = regs[3] as u32 as usize;
+        // w4: sender ID, which only a hypervisor sets; MBZ from an endpoint.
+        if regs[4] as u32 != 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        let slot = self.mailbox.lock();
+        let mailbox = slot.as_ref().ok_or(FfaError::Denied)?;
+        let mut memory = self.memory.lock();
+        let pending = memory
+            .pending
+            .as_mut()
+            .filter(|p| p.handle == handle)
+            .ok_or(FfaError::InvalidParameters)?;
+        let fits = frag > 0
+            && frag as u64 <= mailbox.tx.len()
+            && pending
+                .bytes
+                .len()
+                .checked_add(frag)
+                .is_some_and(|n| n <= pending.total);
+        if !fits {
+            // A bad fragment ends the transaction: nothing was claimed yet.
+            memory.pending = None;
+            return Err(FfaError::InvalidParameters);
+        }
+        let start = pending.bytes.len();
+        pending.bytes.resize(start + frag, 0);
+        let Some(fresh) = pending.bytes.get_mut(start..) else {
+            return Err(FfaError::Aborted);
+        };
+        env.read_host(mailbox.tx.start, fresh);
+        if pending.bytes.len() < pending.total {
+            return Ok(frag_rx(handle, pending.bytes.len()));
+        }
+        let Some(done) = memory.pending.take() else {
+            return Err(FfaError::Aborted);
+        };
+        drop(memory);
+        let result = self.mem_commit(done.op, done.is_64, &done.bytes, version, env);
+        drop(slot);
+        result
+    }
+
+    /// The whole descriptor is here: check it, claim, send to the SPMC, or undo.
+    /// Called with the mailbox lock held (it serialises warden's own TX buffer).
+    fn mem_commit(
+        &self,
+        op: MemOp,
+        is_64: bool,
+        desc: &[u8],
+        version: FfaVersion,
+        env: &mut impl ProxyEnv,
+    ) -> Result<Reply, FfaError> {
+        let spmc = self.spmc.as_ref().ok_or(FfaError::NotSupported)?;
+        let t = memory::parse(desc, version, op)?;
+        let ranges = t.validate_for_host(
+            spmc.host_id,
+            |id| spmc.is_partition(id),
+            |r| env.is_host_ram(r),
+        )?;
+        let id = {
+            let mut memory = self.memory.lock();
+            // Every live handle keeps its ranges on warden's heap: bound them, so that a
+            // host that shares and never reclaims gets NO_MEMORY, not a heap panic.
+            let recorded: usize = memory.handles.values().map(|r| r.ranges.len()).sum();
+            if memory.handles.len() >= MAX_LIVE_HANDLES || recorded + ranges.len() > MAX_LIVE_RANGES
+            {
+                return Err(FfaError::NoMemory);
+            }
+            memory.next_id += 1;
+            let id = memory.next_id;
+            memory.ownership.claim(&ranges, PageState::Pending(id))?;
+            id
+        };
+        let undo = |env: &mut dyn FnMut(&[Range]), lent: bool| {
+            if lent {
+                env(&ranges);
+            }
+            self.memory.lock().ownership.release(PageState::Pending(id));
+        };
+        if op == MemOp::Lend
+            && let Err(e) = env.unmap_from_host(&ranges)
+        {
+            undo(&mut |_| {}, false);
+            return Err(e);
+        }
+        let lent = op == MemOp::Lend;
+        match send_to_spmc(spmc.own_buffer_pages, &t, op, is_64, spmc.version, env) {
+            Ok(handle) => {
+                let mut memory = self.memory.lock();
+                let state = if lent {
+                    PageState::Lent(handle)
+                } else {
+                    PageState::Shared(handle)
+                };
+                memory.ownership.transition(PageState::Pending(id), state);
+                memory.handles.insert(
+                    handle,
+                    Record {
+                        op,
+                        ranges: ranges.clone(),
+                    },
+                );
+                info!(
+                    "FF-A: host {} {} page(s) in {} range(s) with {:#06x}: handle {handle:#x}",
+                    if lent { "lent" } else { "shared" },
+                    t.total_pages,
+                    ranges.len(),
+                    t.receivers.first().map_or(0, |r| r.id)
+                );
+                Ok(success(&abi::handle_to_regs(handle)))
+            }
+            Err(e) => {
+                undo(&mut |r| env.map_to_host(r), lent);
+                warn!("FF-A: the SPMC refused the host's memory transaction: {e:?}; undone");
+                Err(e)
+            }
+        }
+    }
+
+    /// FFA_MEM_RECLAIM (§10.8): only for handles the host created (or its own fragmented
+    /// send still in progress, which this abandons); ownership returns once the SPMC agrees.
+    pub(super) fn mem_reclaim(
+        &self,
+        regs: &Regs,
+        env: &mut impl ProxyEnv,
+    ) -> Result<Reply, FfaError> {
+        let handle = abi::handle_from_regs(regs[1], regs[2]);
+        let flags = regs[3] as u32;
+        // Bit 0: zero memory before reclaim; bit 1: time slicing; the rest MBZ.
+        if flags & !0b11 != 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        // The memory lock is held across the SPMC's reclaim: the SPMC may hand the same
+        // handle value to another CPU's share as soon as it has freed it, and that share's
+        // record must not be inserted before this one is gone (found by the SMP stress).
+        let mut memory = self.memory.lock();
+        if memory.pending.as_ref().is_some_and(|p| p.handle == handle) {
+            memory.pending = None;
+            return Ok(success(&[]));
+        }
+        let record = memory
+            .handles
+            .get(&handle)
+            .cloned()
+            .ok_or(FfaError::InvalidParameters)?;
+        if flags & 1 != 0 && record.op != MemOp::Lend {
+            return Err(FfaError::InvalidParameters);
+        }
+        let [lo, hi] = abi::handle_to_regs(handle);
+        let r = env.spmc_call(&abi::call_regs(
+            abi::fid32(num::MEM_RECLAIM),
+            &[lo, hi, flags as u64],
+        ));
+        abi::expect_success(&r)?;
+        memory.handles.remove(&handle);
+        let state = match record.op {
+            MemOp::Share => PageState::Shared(handle),
+            MemOp::Lend => PageState::Lent(handle),
+        };
+        // A lent range goes back to the host's stage-2 before its pages are free again:
+        // otherwise another CPU could lend them anew and have them mapped back here.
+        if record.op == MemOp::Lend {
+            env.map_to_host(&record.ranges);
+        }
+        memory.ownership.release(state);
+        drop(memory);
+        info!("FF-A: host reclaimed handle {handle:#x}");
+        Ok(success(&[]))
+    }
+}
+
+/// FFA_MEM_FRAG_RX to the host: send the fragment that starts at `offset`.
+fn frag_rx(handle: Handle, offset: usize) -> Reply {
+    let [lo, hi] = abi::handle_to_regs(handle);
+    local(abi::call_regs(
+        FFA_MEM_FRAG_RX as u32,
+        &[lo, hi, offset as u64],
+    ))
+}
+
+/// Sends transaction `t` to the SPMC in its layout, in fragments of at most one page
+/// (warden's TX buffer), and returns the SPMC's handle. A transaction the SPMC stops
+/// half way is abandoned with FFA_MEM_RECLAIM (§10.4.2).
+fn send_to_spmc(
+    own_buffer_pages: u64,
+    t: &memory::MemTransaction,
+    op: MemOp,
+    is_64: bool,
+    version: FfaVersion,
+    env: &mut impl ProxyEnv,
+) -> Result<Handle, FfaError> {
+    let desc = t.emit(version);
+    let frags = memory::fragments(
+        desc.len(),
+        t.constituents_offset(version),
+        (own_buffer_pages * mailbox::PAGE) as usize,
+    );
+    let n = match op {
+        MemOp::Share => num::MEM_SHARE,
+        MemOp::Lend => num::MEM_LEND,
+    };
+    let fid = if is_64 { abi::fid64(n) } else { abi::fid32(n) };
+    let mut handle = None;
+    for (i, &(start, end)) in frags.iter().enumerate() {
+        env.write_own_tx(desc.get(start..end).ok_or(FfaError::Aborted)?);
+        let len = (end - start) as u64;
+        let r = if i == 0 {
+            env.spmc_call(&abi::call_regs(fid, &[desc.len() as u64, len, 0, 0]))
+        } else {
+            let [lo, hi] = abi::handle_to_regs(handle.ok_or(FfaError::Aborted)?);
+            env.spmc_call(&abi::call_regs(
+                abi::fid32(num::MEM_FRAG_TX),
+                &[lo, hi, len, 0],
+            ))
+        };
+        let last = i + 1 == frags.len();
+        match (r[0], last) {
+            (x, false) if x == FFA_MEM_FRAG_RX && r[3] as u32 as usize == end => {
+                handle = Some(abi::handle_from_regs(r[1], r[2]));
+            }
+            (x, true) if x == abi::FFA_SUCCESS_32 as u64 || x == abi::FFA_SUCCESS_64 as u64 => {
+                return Ok(abi::handle_from_regs(r[2], r[3]));
+            }
+            _ => {
+                let e = abi::expect_success(&r).err().unwrap_or(FfaError::Aborted);
+                if let Some(h) = handle {
+                    let [lo, hi] = abi::handle_to_regs(h);
+                    let _ =
+                        env.spmc_call(&abi::call_regs(abi::fid32(num::MEM_RECLAIM), &[lo, hi, 0]));
+                }
+                return Err(e);
+            }
+        }
+    }
+    Err(FfaError::Aborted)
+}

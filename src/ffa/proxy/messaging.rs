@@ -1,0 +1,71 @@
+//! Direct messaging and FFA_RUN (DEN0077A v1.2 chapters 14 and 15): the host talks to the
+//! secure partitions the SPMC reported, as itself, with only the argument registers.
+
+use alloc::vec::Vec;
+
+use log::warn;
+
+use super::{FfaProxy, ProxyEnv, SpmcInfo};
+use crate::ffa::abi::{self, FfaError, Regs};
+
+impl FfaProxy {
+    /// FFA_MSG_SEND_DIRECT_REQ (§15.2): from the host to a secure partition it names, never
+    /// a framework message (w2 bit 31: only the hypervisor sends those), w2 otherwise MBZ.
+    pub(super) fn direct_req(
+        &self,
+        regs: &Regs,
+        is_64: bool,
+        spmc: &SpmcInfo,
+        env: &mut impl ProxyEnv,
+    ) -> Result<Regs, FfaError> {
+        check_endpoints(regs[1], spmc)?;
+        if regs[2] as u32 != 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        // Only w0-w7 are arguments; nothing else of the host's reaches the SPMC.
+        let mask = if is_64 { u64::MAX } else { u32::MAX as u64 };
+        let args: Vec<u64> = regs[1..8].iter().map(|r| r & mask).collect();
+        Ok(env.spmc_call(&abi::call_regs(regs[0] as u32, &args)))
+    }
+
+    /// FFA_MSG_SEND_DIRECT_REQ2 (v1.2, §15.4): x2-x3 target UUID, x4-x17 payload.
+    pub(super) fn direct_req2(
+        &self,
+        regs: &Regs,
+        spmc: &SpmcInfo,
+        env: &mut impl ProxyEnv,
+    ) -> Result<Regs, FfaError> {
+        check_endpoints(regs[1], spmc)?;
+        Ok(env.spmc_call(regs))
+    }
+
+    /// FFA_RUN (§14.1): resumes a partition's execution context after FFA_INTERRUPT or
+    /// FFA_YIELD, so that a preempted direct request completes.
+    pub(super) fn run(
+        &self,
+        regs: &Regs,
+        spmc: &SpmcInfo,
+        env: &mut impl ProxyEnv,
+    ) -> Result<Regs, FfaError> {
+        let target = (regs[1] >> 16) as u16;
+        if !spmc.is_partition(target) {
+            return Err(FfaError::InvalidParameters);
+        }
+        Ok(env.spmc_call(&abi::call_regs(regs[0] as u32, &[regs[1] as u32 as u64])))
+    }
+}
+
+/// w1 of a message: sender [31:16] must be the host, receiver [15:0] a secure partition
+/// the SPMC reported.
+fn check_endpoints(w1: u64, spmc: &SpmcInfo) -> Result<(), FfaError> {
+    let w1 = w1 as u32;
+    let (src, dst) = ((w1 >> 16) as u16, w1 as u16);
+    if src != spmc.host_id {
+        warn!("FF-A: host message with spoofed sender {src:#06x} refused");
+        return Err(FfaError::InvalidParameters);
+    }
+    if !spmc.is_partition(dst) {
+        return Err(FfaError::InvalidParameters);
+    }
+    Ok(())
+}

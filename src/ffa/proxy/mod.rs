@@ -1,0 +1,202 @@
+//! The FF-A proxy: warden's side of the host's FF-A calls and of its own conversation with
+//! the SPMC, split by the chapters of DEN0077A v1.2 as Hafnium splits its own:
+//!
+//! - `setup`: version, features, IDs and the boot-time probe of the SPMC (chapter 13.2-13.5);
+//! - `buffers`: the host's RX/TX buffers and partition discovery (§13.6-13.10);
+//! - `messaging`: direct requests and FFA_RUN (chapters 14, 15);
+//! - `memory_management`: share, lend, fragments and reclaim (chapter 10, §13.11-13.16);
+//! - `notifications`: the host's bitmap, bind and get (§13.18-13.24).
+//!
+//! This module holds the dispatcher and the one table (`SERVED`) that says which functions
+//! warden serves; the dispatcher and FFA_FEATURES both read it, so they cannot disagree.
+
+use spin::Mutex;
+
+use super::abi::{self, FfaError, FfaFunction, Regs, num};
+use super::mailbox::HostMailbox;
+use super::memory::MemOp;
+use super::version::{FfaVersion, Negotiation, VERSION_NOT_SUPPORTED};
+use crate::platform::memmap::Range;
+pub use crate::router::Reply;
+
+mod buffers;
+mod memory_management;
+mod messaging;
+mod notifications;
+mod setup;
+#[cfg(test)]
+mod tests;
+
+use memory_management::MemoryState;
+pub use setup::{ProbeError, SpmcInfo};
+
+/// What the proxy needs from the machine.
+pub trait ProxyEnv {
+    /// An SMC to EL3 with x0-x17.
+    fn spmc_call(&mut self, regs: &Regs) -> Regs;
+    /// Whether `r` lies entirely in memory the host owns (RAM, not warden's).
+    fn is_host_ram(&self, r: Range) -> bool;
+    /// Copies `data` to host memory at `pa`, which `is_host_ram` accepted.
+    fn write_host(&mut self, pa: u64, data: &[u8]);
+    /// warden's own RX buffer, as the SPMC last wrote it.
+    fn own_rx(&self) -> &[u8];
+    /// Copies host memory at `pa` (inside the host's TX buffer) into `buf`.
+    fn read_host(&self, pa: u64, buf: &mut [u8]);
+    /// Writes `data` at the start of warden's own TX buffer (at most one page).
+    fn write_own_tx(&mut self, data: &[u8]);
+    /// Removes `ranges` from the host's stage-2 (a lend); all or nothing.
+    fn unmap_from_host(&mut self, ranges: &[Range]) -> Result<(), FfaError>;
+    /// Gives `ranges` back to the host's stage-2 (reclaim of a lend, or rollback).
+    fn map_to_host(&mut self, ranges: &[Range]);
+}
+
+/// A locally answered FF-A result: x0-x7 (every FF-A version reads these).
+fn local(regs: Regs) -> Reply {
+    Reply::ffa(regs)
+}
+
+fn error(e: FfaError) -> Reply {
+    local(abi::error_regs(e))
+}
+
+fn success(args: &[u64]) -> Reply {
+    local(abi::success_regs(args))
+}
+
+/// The functions warden serves for the host: (number, 64-bit, first version).
+/// DEN0077A v1.2 Table 13.1 (function IDs) and the "since" column of each ABI.
+const SERVED: &[(u32, bool, FfaVersion)] = &[
+    (num::VERSION, false, FfaVersion::V1_0),
+    (num::FEATURES, false, FfaVersion::V1_0),
+    (num::RX_RELEASE, false, FfaVersion::V1_0),
+    (num::RXTX_MAP, false, FfaVersion::V1_0),
+    (num::RXTX_MAP, true, FfaVersion::V1_0),
+    (num::RXTX_UNMAP, false, FfaVersion::V1_0),
+    (num::PARTITION_INFO_GET, false, FfaVersion::V1_0),
+    (num::ID_GET, false, FfaVersion::V1_0),
+    (num::RUN, false, FfaVersion::V1_0),
+    (num::MSG_SEND_DIRECT_REQ, false, FfaVersion::V1_0),
+    (num::MSG_SEND_DIRECT_REQ, true, FfaVersion::V1_0),
+    (num::SPM_ID_GET, false, FfaVersion::V1_1),
+    (num::PARTITION_INFO_GET_REGS, true, FfaVersion::V1_2),
+    (num::MSG_SEND_DIRECT_REQ2, true, FfaVersion::V1_2),
+    (num::MEM_SHARE, false, FfaVersion::V1_0),
+    (num::MEM_SHARE, true, FfaVersion::V1_0),
+    (num::MEM_LEND, false, FfaVersion::V1_0),
+    (num::MEM_LEND, true, FfaVersion::V1_0),
+    (num::MEM_FRAG_TX, false, FfaVersion::V1_0),
+    (num::MEM_RECLAIM, false, FfaVersion::V1_0),
+    (num::NOTIFICATION_BITMAP_CREATE, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_BITMAP_DESTROY, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_BIND, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_UNBIND, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_GET, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_INFO_GET, false, FfaVersion::V1_1),
+    (num::NOTIFICATION_INFO_GET, true, FfaVersion::V1_1),
+];
+
+pub struct FfaProxy {
+    spmc: Option<SpmcInfo>,
+    negotiation: Mutex<Negotiation>,
+    /// The host's buffers. Held across PARTITION_INFO_GET, which also uses warden's own
+    /// RX buffer, so it serialises every use of both.
+    mailbox: Mutex<Option<HostMailbox>>,
+    /// Page ownership and the handles the host created. Taken after `mailbox`.
+    memory: Mutex<MemoryState>,
+}
+
+impl FfaProxy {
+    /// A proxy for a system with no FF-A at EL3: every host FF-A call gets NOT_SUPPORTED.
+    pub fn absent() -> Self {
+        Self::with(None)
+    }
+
+    pub fn with(spmc: Option<SpmcInfo>) -> Self {
+        Self {
+            spmc,
+            negotiation: Mutex::new(Negotiation::default()),
+            mailbox: Mutex::new(None),
+            memory: Mutex::new(MemoryState::default()),
+        }
+    }
+
+    pub fn spmc(&self) -> Option<&SpmcInfo> {
+        self.spmc.as_ref()
+    }
+
+    /// Handles the host holds, for tests and counters.
+    pub fn live_handles(&self) -> usize {
+        self.memory.lock().handles.len()
+    }
+
+    fn serves(&self, f: FfaFunction, version: FfaVersion) -> bool {
+        let Some(spmc) = &self.spmc else { return false };
+        let listed = SERVED
+            .iter()
+            .any(|&(n, is_64, since)| n == f.num && is_64 == f.is_64 && version >= since);
+        listed
+            && match f.num {
+                num::MSG_SEND_DIRECT_REQ2 => spmc.direct_req2,
+                num::PARTITION_INFO_GET_REGS => spmc.partition_info_regs,
+                num::SPM_ID_GET => spmc.version >= FfaVersion::V1_1,
+                num::NOTIFICATION_BITMAP_CREATE..=num::NOTIFICATION_INFO_GET => {
+                    spmc.notification_sri.is_some()
+                }
+                _ => true,
+            }
+    }
+
+    /// Handles one host FF-A call (x0-x17 as the host left them).
+    pub fn handle(&self, regs: &Regs, env: &mut impl ProxyEnv) -> Reply {
+        let Some(f) = FfaFunction::decode(regs[0] as u32) else {
+            return error(FfaError::NotSupported);
+        };
+        if f.num == num::VERSION && !f.is_64 {
+            let mut r = [0; 18];
+            r[0] = match self.spmc {
+                Some(_) => self.negotiation.lock().request(regs[1]),
+                None => VERSION_NOT_SUPPORTED,
+            };
+            return local(r);
+        }
+        let version = self.negotiation.lock().lock();
+        let Some(spmc) = self.spmc.as_ref().filter(|_| self.serves(f, version)) else {
+            return error(FfaError::NotSupported);
+        };
+        // What the SPMC answers goes back whole to a v1.2 host (SMCCC v1.2 x0-x17).
+        let forwarded = |regs: Regs| {
+            if version >= FfaVersion::V1_2 {
+                Reply::wide(regs)
+            } else {
+                Reply::ffa(regs)
+            }
+        };
+        let result = match f.num {
+            num::FEATURES => self.features(regs, version, spmc),
+            num::ID_GET => Ok(success(&[spmc.host_id as u64])),
+            num::SPM_ID_GET => Ok(success(&[spmc.spmc_id as u64])),
+            num::RXTX_MAP => self.rxtx_map(regs, f.is_64, env),
+            num::RXTX_UNMAP => self.rxtx_unmap(regs, spmc),
+            num::RX_RELEASE => self.rx_release(),
+            num::PARTITION_INFO_GET => self.partition_info_get(regs, version, env),
+            num::PARTITION_INFO_GET_REGS => {
+                // x1-x3 are the only inputs (§13.10); the SPMC fills x2-x17.
+                Ok(Reply::wide(
+                    env.spmc_call(&abi::call_regs(regs[0] as u32, &regs[1..4])),
+                ))
+            }
+            num::MSG_SEND_DIRECT_REQ => self.direct_req(regs, f.is_64, spmc, env).map(forwarded),
+            num::MSG_SEND_DIRECT_REQ2 => self.direct_req2(regs, spmc, env).map(Reply::wide),
+            num::RUN => self.run(regs, spmc, env).map(forwarded),
+            num::MEM_SHARE => self.mem_send(MemOp::Share, f.is_64, regs, version, env),
+            num::MEM_LEND => self.mem_send(MemOp::Lend, f.is_64, regs, version, env),
+            num::MEM_FRAG_TX => self.mem_frag_tx(regs, version, env),
+            num::MEM_RECLAIM => self.mem_reclaim(regs, env),
+            num::NOTIFICATION_BITMAP_CREATE..=num::NOTIFICATION_INFO_GET => {
+                self.notification(f, regs, spmc, env).map(forwarded)
+            }
+            _ => Err(FfaError::NotSupported),
+        };
+        result.unwrap_or_else(error)
+    }
+}

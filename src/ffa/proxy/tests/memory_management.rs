@@ -1,0 +1,309 @@
+//! Memory management: share, lend, fragments, reclaim and rollback.
+
+use super::*;
+
+#[test]
+fn share_translates_between_every_pair_of_versions() {
+    for spmc in [FfaVersion::V1_0, FfaVersion::V1_1, FfaVersion::V1_2] {
+        for hv in [V1_0, V1_1, V1_2] {
+            let (p, mut m) = host(spmc, hv);
+            let desc = linux_share(&[(0x4002_0000, 1)], host_version(hv));
+            let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+            let got =
+                crate::ffa::memory::parse(&m.shares[&h], spmc, crate::ffa::memory::MemOp::Share)
+                    .unwrap();
+            assert_eq!(got.constituents[0].address, 0x4002_0000);
+            assert_eq!(got.receivers[0].id, 0x8001);
+            assert!(m.unmapped.is_empty(), "a share leaves the host its access");
+            assert_eq!(p.live_handles(), 1);
+            // Already shared: refused, nothing reaches the SPMC.
+            let before = m.calls.len();
+            assert!(is_error(
+                &send(&p, &mut m, MEM_SHARE_64, &desc),
+                FfaError::Denied
+            ));
+            assert_eq!(m.calls.len(), before);
+            assert!(is_success(&reclaim(&p, &mut m, h)));
+            assert_eq!(p.live_handles(), 0);
+            handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+        }
+    }
+}
+
+#[test]
+fn lend_unmaps_until_reclaim() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let mut desc = linux_share(&[(0x4003_0000, 2)], FfaVersion::V1_1);
+    desc[2] = 0; // Linux leaves attributes to the borrower on lend.
+    let h = handle_of(&send(&p, &mut m, MEM_LEND_32, &desc));
+    assert_eq!(m.unmapped, [Range::new(0x4003_0000, 0x4003_2000)]);
+    assert!(is_success(&reclaim(&p, &mut m, h)));
+    assert!(m.unmapped.is_empty());
+    assert!(
+        is_error(&reclaim(&p, &mut m, h), FfaError::InvalidParameters),
+        "twice"
+    );
+}
+
+#[test]
+fn hundreds_of_constituents_in_fragments_both_ways() {
+    for hv in [V1_0, V1_2] {
+        let (p, mut m) = setup_pages(FfaVersion::V1_2, 1);
+        m.whole_in_buffer = false;
+        p.handle(&call(abi::FFA_VERSION, &[hv]), &mut m);
+        assert!(is_success(
+            &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
+        ));
+        let cs: Vec<(u64, u32)> = (0..700)
+            .map(|i| (0x4002_0000 + i * 0x1000 * 2, 1))
+            .collect();
+        let desc = linux_share(&cs, host_version(hv));
+        assert!(desc.len() > 2 * 4096);
+        let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+        let got = crate::ffa::memory::parse(
+            &m.shares[&h],
+            FfaVersion::V1_2,
+            crate::ffa::memory::MemOp::Share,
+        )
+        .unwrap();
+        assert_eq!(got.constituents.len(), 700);
+        assert_eq!(got.total_pages, 700);
+        assert!(
+            m.fragments_seen >= 3,
+            "forwarded in fragments of warden's buffer size"
+        );
+        assert!(is_success(&reclaim(&p, &mut m, h)));
+    }
+}
+
+#[test]
+fn hostile_shares_change_nothing() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let v = FfaVersion::V1_1;
+    let cases: Vec<(Vec<u8>, FfaError, &str)> = vec![
+        (
+            linux_share(&[(0x6000_0000, 1)], v),
+            FfaError::Denied,
+            "warden memory",
+        ),
+        (
+            linux_share(&[(0x0900_0000, 1)], v),
+            FfaError::Denied,
+            "MMIO",
+        ),
+        (
+            linux_share(&[(HOST_RX, 1)], v),
+            FfaError::Denied,
+            "the host's own RX buffer",
+        ),
+        (
+            linux_share(&[(0x4002_0000, 2), (0x4002_1000, 1)], v),
+            FfaError::InvalidParameters,
+            "overlap",
+        ),
+        (
+            {
+                let mut d = linux_share(&[(0x4002_0000, 1)], v);
+                d[0] = 5;
+                d
+            },
+            FfaError::InvalidParameters,
+            "wrong sender",
+        ),
+        (
+            {
+                let mut d = linux_share(&[(0x4002_0000, 1)], v);
+                d[48] = 0x01;
+                d[49] = 0x00;
+                d
+            },
+            FfaError::InvalidParameters,
+            "receiver is not a partition",
+        ),
+    ];
+    let before = m.calls.len();
+    for (d, e, what) in cases {
+        assert!(is_error(&send(&p, &mut m, MEM_SHARE_64, &d), e), "{what}");
+    }
+    assert_eq!(m.calls.len(), before, "nothing hostile reaches the SPMC");
+    assert_eq!(p.live_handles(), 0);
+    // Dynamic buffers and lying lengths.
+    let d = linux_share(&[(0x4002_0000, 1)], v);
+    m.write_host(HOST_TX, &d);
+    let n = d.len() as u64;
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[n, n, 0x4000_0000, 1]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[n, n + 1, 0, 0]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[n, 0, 0, 0]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[1 << 30, 4096, 0, 0]), &mut m),
+        FfaError::NoMemory
+    ));
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[n + 16, n + 16, 0, 0]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    assert!(
+        is_error(&reclaim(&p, &mut m, 0x1234), FfaError::InvalidParameters),
+        "someone else's handle"
+    );
+    // Still works afterwards.
+    handle_of(&send(&p, &mut m, MEM_SHARE_64, &d));
+}
+
+#[test]
+fn a_fragment_stream_that_stops_half_way() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    let cs: Vec<(u64, u32)> = (0..400).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let desc = linux_share(&cs, FfaVersion::V1_2);
+    m.write_host(HOST_TX, &desc[..4096]);
+    let r = p.handle(
+        &call(MEM_SHARE_64, &[desc.len() as u64, 4096, 0, 0]),
+        &mut m,
+    );
+    assert_eq!(r.regs[0], MEM_FRAG_RX);
+    let temp = r.regs[1] | r.regs[2] << 32;
+    assert_ne!(temp & 1 << 63, 0, "a hypervisor-allocated handle");
+    // Meanwhile: another transaction is busy, unmapping the buffers is busy, the wrong
+    // handle is refused.
+    let one = linux_share(&[(0x4800_0000, 1)], FfaVersion::V1_2);
+    assert!(is_error(
+        &send(&p, &mut m, MEM_SHARE_64, &one),
+        FfaError::Busy
+    ));
+    assert!(is_error(
+        &p.handle(&call(RXTX_UNMAP, &[0]), &mut m),
+        FfaError::Busy
+    ));
+    assert!(is_error(
+        &p.handle(&call(MEM_FRAG_TX, &[temp + 1, 0, 16, 0]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    // The host gives up: reclaim of the pending handle abandons it; nothing was claimed.
+    assert!(is_success(&reclaim(&p, &mut m, temp)));
+    assert!(
+        m.calls.iter().all(|c| c[0] as u32 != MEM_SHARE_64),
+        "the SPMC never saw it"
+    );
+    handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+    // A fragment that overruns the announced total ends the transaction.
+    let cs: Vec<(u64, u32)> = (0..400).map(|i| (0x4003_0000 + i * 0x2000, 1)).collect();
+    let desc = linux_share(&cs, FfaVersion::V1_2);
+    m.write_host(HOST_TX, &desc[..4096]);
+    let r = p.handle(
+        &call(MEM_SHARE_64, &[desc.len() as u64, 4096, 0, 0]),
+        &mut m,
+    );
+    let over = p.handle(&call(MEM_FRAG_TX, &[r.regs[1], r.regs[2], 4096, 0]), &mut m);
+    assert!(is_error(&over, FfaError::InvalidParameters));
+    assert!(is_error(
+        &p.handle(&call(MEM_FRAG_TX, &[r.regs[1], r.regs[2], 16, 0]), &mut m),
+        FfaError::InvalidParameters
+    ));
+}
+
+#[test]
+fn an_spmc_refusal_rolls_everything_back() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let mut desc = linux_share(&[(0x4003_0000, 4)], FfaVersion::V1_1);
+    desc[2] = 0;
+    m.fail_next = Some(FfaError::NoMemory);
+    assert!(is_error(
+        &send(&p, &mut m, MEM_LEND_32, &desc),
+        FfaError::NoMemory
+    ));
+    assert!(m.unmapped.is_empty(), "the lend was undone");
+    assert_eq!(p.live_handles(), 0);
+    let h = handle_of(&send(&p, &mut m, MEM_LEND_32, &desc));
+    assert!(is_success(&reclaim(&p, &mut m, h)));
+    // Also when it fails half way through a fragmented send.
+    let cs: Vec<(u64, u32)> = (0..600).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let big = linux_share(&cs, FfaVersion::V1_1);
+    m.fail_next = Some(FfaError::Aborted);
+    assert!(is_error(
+        &send(&p, &mut m, MEM_SHARE_64, &big),
+        FfaError::Aborted
+    ));
+    handle_of(&send(&p, &mut m, MEM_SHARE_64, &big));
+}
+
+#[test]
+fn buffers_and_shared_pages_never_mix() {
+    let (p, mut m) = setup(FfaVersion::V1_2);
+    p.handle(&call(abi::FFA_VERSION, &[V1_1]), &mut m);
+    assert!(is_success(
+        &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
+    ));
+    let d = linux_share(&[(0x4005_0000, 1)], FfaVersion::V1_1);
+    let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &d));
+    assert!(is_success(&p.handle(&call(RXTX_UNMAP, &[0]), &mut m)));
+    // The shared page cannot become a buffer.
+    let r = p.handle(&call(RXTX_MAP_64, &[0x4005_0000, HOST_RX, 1]), &mut m);
+    assert!(is_error(&r, FfaError::Denied));
+    assert!(is_success(
+        &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
+    ));
+    assert!(is_success(&reclaim(&p, &mut m, h)));
+    // Without buffers there is nothing to send from.
+    assert!(is_success(&p.handle(&call(RXTX_UNMAP, &[0]), &mut m)));
+    assert!(is_error(
+        &p.handle(&call(MEM_SHARE_64, &[96, 96, 0, 0]), &mut m),
+        FfaError::Denied
+    ));
+}
+
+#[test]
+fn descriptors_larger_than_warden_buffers_fail_cleanly() {
+    // One-page buffers at the SPMC: a 700-constituent descriptor cannot be accepted by an
+    // SPMC that needs it whole in its buffer; the refusal leaves nothing behind.
+    let (p, mut m) = setup_pages(FfaVersion::V1_2, 1);
+    p.handle(&call(abi::FFA_VERSION, &[V1_1]), &mut m);
+    assert!(is_success(
+        &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
+    ));
+    let cs: Vec<(u64, u32)> = (0..700).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let desc = linux_share(&cs, FfaVersion::V1_1);
+    assert!(is_error(
+        &send(&p, &mut m, MEM_SHARE_64, &desc),
+        FfaError::InvalidParameters
+    ));
+    assert_eq!(p.live_handles(), 0);
+    handle_of(&send(
+        &p,
+        &mut m,
+        MEM_SHARE_64,
+        &linux_share(&cs[..100], FfaVersion::V1_1),
+    ));
+}
+
+#[test]
+fn live_handles_are_bounded_with_no_memory() {
+    use crate::ffa::proxy::memory_management::MAX_LIVE_HANDLES;
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    let page = |i: u64| 0x4010_0000 + i * 0x1000;
+    let mut handles = Vec::new();
+    for i in 0..MAX_LIVE_HANDLES as u64 {
+        let desc = linux_share(&[(page(i), 1)], FfaVersion::V1_2);
+        handles.push(handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc)));
+    }
+    // One more: refused before anything reaches the SPMC or changes ownership.
+    let desc = linux_share(&[(page(MAX_LIVE_HANDLES as u64), 1)], FfaVersion::V1_2);
+    let before = m.calls.len();
+    assert!(is_error(
+        &send(&p, &mut m, MEM_SHARE_64, &desc),
+        FfaError::NoMemory
+    ));
+    assert_eq!(m.calls.len(), before);
+    assert_eq!(p.live_handles(), MAX_LIVE_HANDLES);
+    // A reclaim makes room again, for that very page.
+    assert!(is_success(&reclaim(&p, &mut m, handles[0])));
+    handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+}

@@ -1,0 +1,70 @@
+//! Direct messaging and FFA_RUN.
+
+use super::*;
+
+#[test]
+fn direct_requests_are_checked_and_forwarded_with_only_their_arguments() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let mut regs = call(DIRECT_REQ_32, &[0x8001, 0, 10, 20, 30, 40, 50]);
+    for r in &mut regs[8..] {
+        *r = 0xbad;
+    }
+    regs[3] |= 0xffff_0000_0000_0000;
+    let before = m.calls.len();
+    let r = p.handle(&regs, &mut m);
+    assert_eq!(r.count, 8, "v1.1 host: x0-x7 only");
+    assert_eq!(r.regs[0], abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64);
+    assert_eq!(r.regs[1], 0x8001 << 16);
+    assert_eq!(
+        r.regs[3], 11,
+        "upper bits of a 32-bit argument are not forwarded"
+    );
+    let sent = m.calls[before];
+    assert!(
+        sent[8..].iter().all(|&x| x == 0),
+        "host's x8-x17 stay with the host"
+    );
+
+    let refused = [
+        ([0x0005_8001u64, 0], "spoofed sender"),
+        ([0x0000_0001, 0], "receiver not a secure partition"),
+        ([0x0000_8003, 0], "unknown partition"),
+        ([0x0000_8001, 1 << 31], "framework message"),
+        ([0x0000_8001, 5], "w2 reserved bits"),
+    ];
+    let before = m.calls.len();
+    for ([w1, w2], what) in refused {
+        let r = p.handle(&call(DIRECT_REQ_64, &[w1, w2, 1, 2, 3]), &mut m);
+        assert!(is_error(&r, FfaError::InvalidParameters), "{what}");
+    }
+    assert_eq!(m.calls.len(), before, "nothing refused reaches the SPMC");
+}
+
+#[test]
+fn direct_req2_only_for_v1_2_hosts_and_spmcs() {
+    let req2 = abi::FFA_MSG_SEND_DIRECT_REQ2;
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    let mut regs = call(req2, &[0x8001, 1, 2]);
+    regs[17] = 99;
+    let r = p.handle(&regs, &mut m);
+    assert_eq!(r.count, 18);
+    assert_eq!(r.regs[0], abi::fid64(num::MSG_SEND_DIRECT_RESP2) as u64);
+    assert_eq!(r.regs[17], 0x1717);
+    assert_eq!(m.calls.last().unwrap()[17], 99, "x4-x17 payload forwarded");
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    assert!(is_error(&p.handle(&regs, &mut m), FfaError::NotSupported));
+    let (p, mut m) = host(FfaVersion::V1_1, V1_2);
+    assert!(is_error(&p.handle(&regs, &mut m), FfaError::NotSupported));
+}
+
+#[test]
+fn run_only_targets_partitions() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let run = abi::fid32(num::RUN);
+    assert!(is_error(
+        &p.handle(&call(run, &[0x0001_0000]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    let r = p.handle(&call(run, &[0x8001_0000]), &mut m);
+    assert_eq!(r.regs[0], abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64);
+}

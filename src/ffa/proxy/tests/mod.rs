@@ -1,0 +1,104 @@
+//! The proxy's unit tests, against the SPMC model at v1.0, v1.1 and v1.2, one file per
+//! chapter as the proxy itself; the shared helpers are here.
+
+mod buffers;
+mod memory_management;
+mod messaging;
+mod notifications;
+mod setup;
+
+use std::vec::Vec;
+
+use super::{FfaProxy, ProxyEnv, Reply};
+use crate::ffa::abi::{self, FfaError, Regs, num};
+use crate::ffa::mailbox;
+use crate::ffa::partition::PartitionInfo;
+use crate::ffa::spmc_model::*;
+use crate::ffa::version::FfaVersion;
+use crate::platform::memmap::Range;
+
+fn call(fid: u32, args: &[u64]) -> Regs {
+    abi::call_regs(fid, args)
+}
+
+fn is_error(r: &Reply, e: FfaError) -> bool {
+    r.regs[0] == abi::FFA_ERROR as u64 && FfaError::from_reg(r.regs[2]) == Some(e)
+}
+
+fn is_success(r: &Reply) -> bool {
+    r.regs[0] == abi::FFA_SUCCESS_32 as u64
+}
+
+const V1_0: u64 = 0x1_0000;
+const V1_1: u64 = 0x1_0001;
+const V1_2: u64 = 0x1_0002;
+const RXTX_MAP_64: u32 = abi::FFA_RXTX_MAP_64;
+const RXTX_UNMAP: u32 = abi::fid32(num::RXTX_UNMAP);
+const DIRECT_REQ_32: u32 = abi::fid32(num::MSG_SEND_DIRECT_REQ);
+const DIRECT_REQ_64: u32 = abi::fid64(num::MSG_SEND_DIRECT_REQ);
+const HOST_TX: u64 = 0x4000_0000;
+const HOST_RX: u64 = 0x4000_1000;
+
+fn setup(spmc: FfaVersion) -> (FfaProxy, Model) {
+    setup_pages(spmc, 4)
+}
+
+fn setup_pages(spmc: FfaVersion, pages: u64) -> (FfaProxy, Model) {
+    let mut m = Model::new(spmc);
+    let p = FfaProxy::init(&mut m, WARDEN_TX, WARDEN_RX, pages);
+    (p, m)
+}
+
+/// A host at `host` version with its buffers mapped.
+fn host(spmc: FfaVersion, host: u64) -> (FfaProxy, Model) {
+    let (p, mut m) = setup(spmc);
+    assert_eq!(
+        p.handle(&call(abi::FFA_VERSION, &[host]), &mut m).regs[0],
+        V1_2
+    );
+    assert!(is_success(
+        &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
+    ));
+    (p, m)
+}
+
+// ---- Memory sharing helpers ----
+
+use crate::ffa::memory::tests::linux_share;
+
+const MEM_SHARE_64: u32 = abi::fid64(num::MEM_SHARE);
+const MEM_LEND_32: u32 = abi::fid32(num::MEM_LEND);
+const MEM_FRAG_TX: u32 = abi::fid32(num::MEM_FRAG_TX);
+const MEM_RECLAIM: u32 = abi::fid32(num::MEM_RECLAIM);
+const MEM_FRAG_RX: u64 = abi::fid32(num::MEM_FRAG_RX) as u64;
+
+fn host_version(v: u64) -> FfaVersion {
+    FfaVersion::decode(v as u32).unwrap()
+}
+
+/// Puts `desc` in the host's TX buffer and sends it with `fid`, in TX-sized fragments
+/// (FFA_MEM_FRAG_TX) as Linux does. Returns the final reply.
+fn send(p: &FfaProxy, m: &mut Model, fid: u32, desc: &[u8]) -> Reply {
+    let total = desc.len() as u64;
+    let first = desc.len().min(4096);
+    m.write_host(HOST_TX, &desc[..first]);
+    let mut r = p.handle(&call(fid, &[total, first as u64, 0, 0]), m);
+    let mut sent = first;
+    while r.regs[0] == MEM_FRAG_RX && sent < desc.len() {
+        assert_eq!(r.regs[3] as usize, sent);
+        let n = (desc.len() - sent).min(4096);
+        m.write_host(HOST_TX, &desc[sent..sent + n]);
+        r = p.handle(&call(MEM_FRAG_TX, &[r.regs[1], r.regs[2], n as u64, 0]), m);
+        sent += n;
+    }
+    r
+}
+
+fn handle_of(r: &Reply) -> u64 {
+    assert!(is_success(r), "{r:x?}");
+    r.regs[2] | r.regs[3] << 32
+}
+
+fn reclaim(p: &FfaProxy, m: &mut Model, h: u64) -> Reply {
+    p.handle(&call(MEM_RECLAIM, &[h & 0xffff_ffff, h >> 32, 0]), m)
+}
