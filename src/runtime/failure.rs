@@ -41,6 +41,29 @@ fn fail(report: impl FnOnce()) -> ! {
     park()
 }
 
+/// For the failure-policy scenario only: a warden built with `WARDEN_TEST_FAIL=panic` or
+/// `WARDEN_TEST_FAIL=stack-overflow` fails that way when the host first asks for its
+/// counters (scripts/qemu-tests, scenario failure-policy). Any other build compiles this
+/// to nothing.
+pub fn deliberate_failure() {
+    /// Recurses with 512-byte frames until the stack runs into its guard page.
+    #[inline(never)]
+    fn deeper(depth: u64) -> u64 {
+        let frame = core::hint::black_box([depth; 64]);
+        if core::hint::black_box(depth) == u64::MAX {
+            return 0;
+        }
+        deeper(depth + 1).wrapping_add(frame[7])
+    }
+    match option_env!("WARDEN_TEST_FAIL") {
+        Some("panic") => panic!("deliberate failure (WARDEN_TEST_FAIL=panic)"),
+        Some("stack-overflow") => {
+            core::hint::black_box(deeper(0));
+        }
+        _ => {}
+    }
+}
+
 /// An exception taken from EL2 itself: a bug in warden (`boot/vectors.S` has already moved
 /// to the top of this CPU's stack).
 #[unsafe(no_mangle)]

@@ -269,6 +269,7 @@ struct Info<'a>(&'a Shared);
 
 impl hvc::WardenInfo for Info<'_> {
     fn counters(&self) -> hvc::CountersReply {
+        super::failure::deliberate_failure();
         // The table is up to ~160 lines: printed for the first few calls, then rarely.
         if COUNTER_PRINTS.allow().is_some() {
             print_counters(self.0);
