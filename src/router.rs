@@ -66,12 +66,10 @@ pub fn classify(fid: FunctionId) -> Route {
         // Yielding (standard) calls are not used by anything warden serves.
         return Route::Refused;
     }
-    if smccc::is_relayed(fid) {
-        return Route::Relayed;
-    }
     match fid.owner() {
         Owner::StandardSecure if psci::is_psci(fid) => Route::Psci,
         Owner::StandardSecure if ffa::is_ffa(fid) => Route::Ffa,
+        Owner::Arch | Owner::StandardSecure if smccc::is_relayed(fid) => Route::Relayed,
         _ => Route::Refused,
     }
 }

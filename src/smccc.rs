@@ -97,7 +97,8 @@ pub const RELAYED: [u32; 11] = [
     TRNG_RND64,
 ];
 
-/// Whether warden relays `fid` (without its SVE hint) to EL3 as it is.
+/// Whether warden relays `fid` (without its SVE hint) to EL3 as it is. The router asks
+/// only for the owners on the list, after PSCI and FF-A, so the FF-A path never scans it.
 pub fn is_relayed(fid: FunctionId) -> bool {
     RELAYED.contains(&fid.0)
 }

@@ -44,19 +44,46 @@ impl TxGate {
         }
     }
 
-    /// Writes `byte` if the UART takes it within `timeout` ticks of `now`; drops and counts
-    /// it otherwise. Returns whether it was written.
-    pub fn put(&self, uart: &impl TxUart, byte: u8, now: impl Fn() -> u64, timeout: u64) -> bool {
-        if self.stalled.load(Ordering::Relaxed) {
-            if uart.tx_full() {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                return false;
-            }
+    /// At the start of each write: a UART that drains again is no longer stalled.
+    pub fn begin(&self, uart: &impl TxUart) {
+        if self.stalled.load(Ordering::Relaxed) && !uart.tx_full() {
             self.stalled.store(false, Ordering::Relaxed);
         }
-        let start = now();
+    }
+
+    /// Writes `byte` if the UART takes it within `timeout` ticks of `now`; drops and counts
+    /// it otherwise. Returns whether it was written. With FIFO space this is one flag read
+    /// and the write; the clock and the timeout are read only when the FIFO is full.
+    #[inline(always)]
+    pub fn put(
+        &self,
+        uart: &impl TxUart,
+        byte: u8,
+        now: impl Fn() -> u64,
+        timeout: impl Fn() -> u64,
+    ) -> bool {
+        if !uart.tx_full() {
+            uart.put(byte);
+            return true;
+        }
+        self.put_when_full(uart, byte, now, timeout)
+    }
+
+    #[inline(never)]
+    fn put_when_full(
+        &self,
+        uart: &impl TxUart,
+        byte: u8,
+        now: impl Fn() -> u64,
+        timeout: impl Fn() -> u64,
+    ) -> bool {
+        if self.stalled.load(Ordering::Relaxed) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let (start, limit) = (now(), timeout());
         while uart.tx_full() {
-            if now().wrapping_sub(start) >= timeout {
+            if now().wrapping_sub(start) >= limit {
                 self.stalled.store(true, Ordering::Relaxed);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return false;
@@ -97,6 +124,14 @@ pub fn choose(tree: &[u8], stdout: Option<Range>) -> Option<ConsoleChoice> {
     let stdout = stdout?;
     let own = fdt::Fdt::new(tree).ok().and_then(|fdt| {
         fdt.all_nodes()
+            // Serial ports by name first (DT spec §2.2.2 generic name "serial"; QEMU and
+            // older trees say "pl011" or "uart"), so that the properties of every other
+            // node are not read at boot. A PL011 named otherwise is not taken.
+            .filter(|n| {
+                ["serial", "pl011", "uart"]
+                    .iter()
+                    .any(|p| n.name.starts_with(p))
+            })
             .filter(|n| {
                 n.compatible()
                     .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
@@ -165,11 +200,11 @@ mod mmio {
             }
         }
 
+        #[inline(always)]
         fn putc(&self, byte: u8) {
             // One millisecond per byte: ten byte times at 115200 baud, far beyond what a
             // working UART needs.
-            let timeout = CNTFRQ_EL0.get() / 1000;
-            GATE.put(self, byte, || CNTPCT_EL0.get(), timeout);
+            GATE.put(self, byte, || CNTPCT_EL0.get(), || CNTFRQ_EL0.get() / 1000);
         }
 
         /// Bytes dropped because the UART did not take them in time.
@@ -178,14 +213,22 @@ mod mmio {
         }
     }
 
-    impl Write for Pl011 {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            for b in s.bytes() {
+    impl Pl011 {
+        /// Writes `bytes`, each newline as CR LF.
+        pub fn write_bytes(&mut self, bytes: &[u8]) {
+            GATE.begin(self);
+            for &b in bytes {
                 if b == b'\n' {
                     self.putc(b'\r');
                 }
                 self.putc(b);
             }
+        }
+    }
+
+    impl Write for Pl011 {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.write_bytes(s.as_bytes());
             Ok(())
         }
     }
@@ -241,16 +284,19 @@ mod tests {
         let gate = TxGate::new();
         let now = clock();
         for b in b"hello, world" {
-            gate.put(&uart, *b, &now, 100);
+            gate.put(&uart, *b, &now, || 100);
         }
         assert_eq!(&uart.out.borrow()[..], b"hell");
         assert_eq!(gate.dropped(), 8);
         // One bounded wait (about 100 polls), then one poll per dropped byte.
         let polls = uart.reads_of_full.get();
         assert!((100..=100 + 8).contains(&polls), "{polls} polls");
-        // The host lets the UART drain again: bytes flow, the count stays.
+        // The host lets the UART drain again: the next write is not stalled, bytes flow,
+        // the count stays.
         uart.space.set(16);
-        assert!(gate.put(&uart, b'!', &now, 100));
+        gate.begin(&uart);
+        assert!(!gate.stalled.load(Ordering::Relaxed));
+        assert!(gate.put(&uart, b'!', &now, || 100));
         assert_eq!(uart.out.borrow().last(), Some(&b'!'));
         assert_eq!(gate.dropped(), 8);
     }
@@ -278,7 +324,7 @@ mod tests {
         let gate = TxGate::new();
         let now = clock();
         for b in b"abc" {
-            assert!(gate.put(&uart, *b, &now, 100));
+            assert!(gate.put(&uart, *b, &now, || 100));
         }
         assert_eq!(&uart.out.borrow()[..], b"abc");
         assert_eq!(gate.dropped(), 0);
@@ -303,7 +349,7 @@ mod tests {
         use dtoolkit::model::{DeviceTree, DeviceTreeNode, DeviceTreeProperty};
         let fdt = Fdt::new(VIRT).unwrap();
         let mut tree = DeviceTree::from_fdt(&fdt);
-        let uart = DeviceTreeNode::builder("pl011@9080000")
+        let uart = DeviceTreeNode::builder("serial@9080000")
             .unwrap()
             .property(DeviceTreeProperty::new("compatible", "arm,pl011").unwrap())
             .property(DeviceTreeProperty::new("reg", &[0u32, 0x0908_0000, 0, 0x1000][..]).unwrap())
@@ -317,7 +363,7 @@ mod tests {
         // Disabled, it is not a candidate.
         let mut tree = DeviceTree::from_fdt(&Fdt::new(&dtb).unwrap());
         tree.root
-            .child_mut("pl011@9080000")
+            .child_mut("serial@9080000")
             .unwrap()
             .add_property(DeviceTreeProperty::new("status", "disabled").unwrap());
         let dtb = tree.to_dtb();

@@ -219,9 +219,10 @@ fn classify(fdt: &Fdt<'_>, node: FdtNode<'_, '_>, iommus: Iommus) -> (Access, Op
         return (Access::Hidden(Disabled), None);
     }
     // A device warden drives (an SMMU it took over, its own console UART).
-    if regs(node)
-        .first()
-        .is_some_and(|r| iommus.owned.contains(&r.start))
+    if !iommus.owned.is_empty()
+        && regs(node)
+            .first()
+            .is_some_and(|r| iommus.owned.contains(&r.start))
     {
         return (Access::Hidden(Warden), None);
     }

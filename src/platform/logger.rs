@@ -8,7 +8,7 @@
 //! do not fit in the CPU's buffer are dropped and counted.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use log::{LevelFilter, Log, Metadata, Record};
 use spin::{Mutex, Once};
@@ -25,7 +25,6 @@ const HELD_CPUS: usize = 8;
 const HELD_BYTES: usize = 2048;
 
 struct Held {
-    active: bool,
     len: usize,
     bytes: [u8; HELD_BYTES],
 }
@@ -34,7 +33,11 @@ impl Write for Held {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let end = self.len + s.len();
         let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
+        // A byte loop, not `copy_from_slice`: the pieces a line is formatted from are a few
+        // bytes each, and a call to memcpy per piece costs more than the copy.
+        for (d, b) in slot.iter_mut().zip(s.bytes()) {
+            *d = b;
+        }
         self.len = end;
         Ok(())
     }
@@ -43,11 +46,14 @@ impl Write for Held {
 /// Each CPU's held lines; only that CPU takes its lock, so it never waits.
 static HELD: [Mutex<Held>; HELD_CPUS] = [const {
     Mutex::new(Held {
-        active: false,
         len: 0,
         bytes: [0; HELD_BYTES],
     })
 }; HELD_CPUS];
+/// Whether each CPU holds its lines back, and whether it has any held: plain flags, so
+/// that holding and releasing around a call that logs nothing costs two stores and a load.
+static HOLDING: [AtomicBool; HELD_CPUS] = [const { AtomicBool::new(false) }; HELD_CPUS];
+static PENDING: [AtomicBool; HELD_CPUS] = [const { AtomicBool::new(false) }; HELD_CPUS];
 /// Lines dropped because a CPU's held buffer was full.
 static HELD_DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -65,13 +71,16 @@ impl Log for Logger {
     }
     fn log(&self, record: &Record) {
         let cpu = cpu_tag();
-        if let Some(mut held) = HELD.get(cpu).map(Mutex::lock)
-            && held.active
+        if HOLDING.get(cpu).is_some_and(|h| h.load(Ordering::Relaxed))
+            && let Some(mut held) = HELD.get(cpu).map(Mutex::lock)
         {
             let start = held.len;
             if writeln!(held, "warden[{cpu}] {:5} {}", record.level(), record.args()).is_err() {
                 held.len = start;
                 HELD_DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(p) = PENDING.get(cpu) {
+                p.store(true, Ordering::Relaxed);
             }
             return;
         }
@@ -83,28 +92,39 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
-/// Holds this CPU's lines back until `release`.
-pub fn hold() {
-    if let Some(mut held) = HELD.get(cpu_tag()).map(Mutex::lock) {
-        held.active = true;
+/// Holds back the lines of CPU `cpu` (the caller, by the tag the logger uses) until
+/// `release`. The caller passes its tag: this runs on every FF-A call.
+#[inline]
+pub fn hold(cpu: usize) {
+    if let Some(h) = HOLDING.get(cpu) {
+        h.store(true, Ordering::Relaxed);
     }
 }
 
-/// Writes this CPU's held lines and stops holding them.
-pub fn release() {
-    let Some(mut held) = HELD.get(cpu_tag()).map(Mutex::lock) else {
+/// Writes the held lines of CPU `cpu` (the caller) and stops holding them.
+#[inline]
+pub fn release(cpu: usize) {
+    if let Some(h) = HOLDING.get(cpu) {
+        h.store(false, Ordering::Relaxed);
+    }
+    if PENDING.get(cpu).is_some_and(|p| p.load(Ordering::Relaxed)) {
+        write_held(cpu);
+    }
+}
+
+#[inline(never)]
+fn write_held(cpu: usize) {
+    if let Some(p) = PENDING.get(cpu) {
+        p.store(false, Ordering::Relaxed);
+    }
+    let Some(mut held) = HELD.get(cpu).map(Mutex::lock) else {
         return;
     };
-    held.active = false;
-    if held.len == 0 {
-        return;
-    }
     if let Some(mut uart) = Pl011::current()
         && let Some(text) = held.bytes.get(..held.len)
     {
         let _guard = LINE_LOCK.lock();
-        // The buffer holds whole formatted lines, so valid UTF-8; anything else is skipped.
-        let _ = uart.write_str(core::str::from_utf8(text).unwrap_or(""));
+        uart.write_bytes(text);
     }
     held.len = 0;
 }

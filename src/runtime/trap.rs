@@ -124,9 +124,10 @@ impl FfaService for FfaGlue<'_> {
     fn call(&mut self, regs: &[u64; 18]) -> router::Reply {
         // Nothing reaches the console while the proxy holds its locks (or the stage-2's):
         // this CPU's lines wait until the call is over.
-        logger::hold();
+        let cpu = current_cpu_index();
+        logger::hold(cpu);
         let reply = self.proxy.handle(regs, &mut self.env);
-        logger::release();
+        logger::release(cpu);
         reply
     }
 }
