@@ -16,12 +16,12 @@ use super::version::FfaVersion;
 use crate::platform::memmap::Range;
 
 pub const PAGE: u64 = 4096;
-const HEADER_V1_0: usize = 32;
+pub(crate) const HEADER_V1_0: usize = 32;
 const HEADER_V1_1: usize = 48;
 const EMAD_V1_0: usize = 16;
 const EMAD_V1_2: usize = 32;
-const COMPOSITE: usize = 16;
-const CONSTITUENT: usize = 16;
+pub(crate) const COMPOSITE: usize = 16;
+pub(crate) const CONSTITUENT: usize = 16;
 
 /// The most receivers warden accepts in one transaction.
 pub const MAX_RECEIVERS: usize = 8;
@@ -244,12 +244,18 @@ pub fn parse(desc: &[u8], version: FfaVersion, op: MemOp) -> Result<MemTransacti
 /// no retrieve-only flags.
 fn check_attributes_and_flags(attributes: u16, flags: u32, op: MemOp) -> Result<(), FfaError> {
     let mem_type = (attributes >> 4) & 0x3;
+    // For normal memory, cacheability [3:2] is non-cacheable (0b01) or write-back (0b11)
+    // and shareability [1:0] is non- (0b00), outer (0b10) or inner (0b11) shareable; the
+    // other encodings are reserved (§10.10), so a descriptor that uses one is malformed.
+    let cacheability = (attributes >> 2) & 0x3;
+    let shareability = attributes & 0x3;
+    let normal_ok = mem_type == 2 && matches!(cacheability, 0b01 | 0b11) && shareability != 0b01;
     let attributes_ok = attributes & !0x3f == 0
         && match op {
             // Shared memory must say what it is, and it must be normal memory.
-            MemOp::Share => mem_type == 2,
+            MemOp::Share => normal_ok,
             // A lender may leave it to the borrower (0), or say normal memory.
-            MemOp::Lend => mem_type == 2 || attributes == 0,
+            MemOp::Lend => normal_ok || attributes == 0,
         };
     // Bit 0: zero memory (lend only); bit 1: time slicing; the rest (transaction type and
     // alignment hint belong to retrieve requests) MBZ.
@@ -273,8 +279,11 @@ impl MemTransaction {
         is_partition: impl Fn(u16) -> bool,
         is_host_ram: impl Fn(Range) -> bool,
     ) -> Result<Vec<Range>, FfaError> {
+        // The Relayer checks that the Sender ID names the caller, the owner of the memory,
+        // and answers DENIED otherwise (DEN0077A v1.2 §10.5 and §10.6, the error
+        // tables of FFA_MEM_LEND and FFA_MEM_SHARE; the FF-A ACS checks the same).
         if self.sender != host_id {
-            return Err(bad());
+            return Err(FfaError::Denied);
         }
         if !self.receivers.iter().all(|r| is_partition(r.id)) {
             return Err(bad());
@@ -459,6 +468,9 @@ pub mod tests {
             ("handle set", patched(&good, 8, &[1])),
             ("NS bit", patched(&good, 2, &[0x6f])),
             ("device memory", patched(&good, 2, &[0x1f])),
+            ("reserved cacheability 0b00", patched(&good, 2, &[0x23])),
+            ("reserved cacheability 0b10", patched(&good, 2, &[0x2b])),
+            ("reserved shareability 0b01", patched(&good, 2, &[0x2d])),
             ("retrieve flags", patched(&good, 4, &[0x08])),
             ("zero flag on share", patched(&good, 4, &[0x01])),
             ("no receivers", patched(&good, 28, &[0, 0, 0, 0])),
@@ -530,8 +542,8 @@ pub mod tests {
         );
         assert_eq!(
             t.validate_for_host(5, sp, ram),
-            Err(FfaError::InvalidParameters),
-            "wrong sender"
+            Err(FfaError::Denied),
+            "a sender that is not the caller: DENIED (§10.5, §10.6)"
         );
         let overlap = parse(
             &linux_share(&[(0x4000_0000, 2), (0x4000_1000, 1)], v),

@@ -58,10 +58,12 @@ impl FfaProxy {
             return Err(FfaError::InvalidParameters);
         }
         let mut memory = self.memory.lock();
-        // Not while a fragmented send is still reading from the TX buffer.
-        if memory.pending.is_some() {
-            return Err(FfaError::Busy);
-        }
+        // A transaction the host is still sending in fragments reads from the TX buffer
+        // that goes away: it is abandoned. Nothing was claimed or sent for it yet, so this
+        // changes nothing else. FFA_RXTX_UNMAP has no BUSY answer (DEN0077A v1.2 §13.7),
+        // and refusing would leave a host that did not know with its buffers mapped for
+        // good (every later FFA_RXTX_MAP would be DENIED).
+        memory.pending = None;
         memory.ownership.release(PageState::Mailbox);
         *slot = None;
         info!("FF-A: host unmapped its RX/TX buffers");
@@ -148,8 +150,15 @@ impl FfaProxy {
         } else {
             None
         };
+        // A UUID that names no partition is INVALID_PARAMETERS (§13.8); an SPMC that
+        // answers SUCCESS with no descriptors (OP-TEE does) is corrected here.
+        let nil_uuid = regs[1..5].iter().all(|&w| w as u32 == 0);
+        if count == 0 && !nil_uuid {
+            return Err(FfaError::InvalidParameters);
+        }
         if count_only {
-            return Ok(success(&[count as u64, size_reg(host_size)]));
+            // With the count-only flag, w3 (the descriptor size) is MBZ (§13.8).
+            return Ok(success(&[count as u64, 0]));
         }
         let infos = parsed.unwrap_or_default();
         let mailbox = slot.as_mut().ok_or(FfaError::Denied)?;
@@ -161,7 +170,9 @@ impl FfaProxy {
         for (info, chunk) in infos.iter().zip(out.chunks_mut(host_size)) {
             info.emit(version, chunk).map_err(|_| FfaError::Aborted)?;
         }
-        env.write_host(mailbox.rx.start, &out);
+        if !out.is_empty() {
+            env.write_host(mailbox.rx.start, &out);
+        }
         mailbox.rx_owner = RxOwner::Host;
         Ok(success(&[count as u64, size_reg(host_size)]))
     }

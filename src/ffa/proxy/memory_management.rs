@@ -95,6 +95,12 @@ impl FfaProxy {
         // One snapshot of the host's bytes: the host cannot change them under warden.
         let mut bytes = vec![0u8; frag];
         env.read_host(mailbox.tx.start, &mut bytes);
+        // A first fragment that already holds the whole descriptor contradicts a larger
+        // total length: the lengths are invalid, and no transaction starts (the FF-A ACS
+        // sends exactly this and expects INVALID_PARAMETERS).
+        if frag < total && declared_length(&bytes, version).is_some_and(|n| n <= frag) {
+            return Err(FfaError::InvalidParameters);
+        }
         if frag < total {
             let mut memory = self.memory.lock();
             memory.next_id += 1;
@@ -294,6 +300,29 @@ impl FfaProxy {
     }
 }
 
+/// The total length that the start of a descriptor (the host's first fragment, in the
+/// layout of `version`) implies: the composite's offset, its header and its constituents
+/// (DEN0077A v1.2 §10). `None` when the fragment is too short to tell; `memory::parse`
+/// judges the whole descriptor later.
+fn declared_length(first: &[u8], version: FfaVersion) -> Option<usize> {
+    let u32_at = |off: usize| -> Option<usize> {
+        let bytes = first.get(off..off.checked_add(4)?)?;
+        Some(u32::from_le_bytes(bytes.try_into().ok()?) as usize)
+    };
+    // v1.1 and later name the EMAD offset (header offset 32); v1.0 EMADs follow its header.
+    let emad_offset = if version >= FfaVersion::V1_1 {
+        u32_at(32)?
+    } else {
+        memory::HEADER_V1_0
+    };
+    // Every receiver shares one composite: the first EMAD names it (EMAD offset 4).
+    let composite = u32_at(emad_offset.checked_add(4)?)?;
+    let ranges = u32_at(composite.checked_add(4)?)?;
+    ranges
+        .checked_mul(memory::CONSTITUENT)?
+        .checked_add(composite.checked_add(memory::COMPOSITE)?)
+}
+
 /// FFA_MEM_FRAG_RX to the host: send the fragment that starts at `offset`.
 fn frag_rx(handle: Handle, offset: usize) -> Reply {
     let [lo, hi] = abi::handle_to_regs(handle);
@@ -346,9 +375,19 @@ fn send_to_spmc(
             (x, true) if x == abi::FFA_SUCCESS_32 as u64 || x == abi::FFA_SUCCESS_64 as u64 => {
                 return Ok(abi::handle_from_regs(r[2], r[3]));
             }
-            _ => {
+            (x, _) => {
                 let e = abi::expect_success(&r).err().unwrap_or(FfaError::Aborted);
-                if let Some(h) = handle {
+                // The SPMC may have started (FFA_MEM_FRAG_RX at the wrong offset) or
+                // completed (FFA_SUCCESS before the last fragment) a transaction this
+                // send has not seen a handle for yet: abandon that one too.
+                let carried = if x == FFA_MEM_FRAG_RX {
+                    Some(abi::handle_from_regs(r[1], r[2]))
+                } else if x == abi::FFA_SUCCESS_32 as u64 || x == abi::FFA_SUCCESS_64 as u64 {
+                    Some(abi::handle_from_regs(r[2], r[3]))
+                } else {
+                    None
+                };
+                if let Some(h) = handle.or(carried) {
                     let [lo, hi] = abi::handle_to_regs(h);
                     let _ =
                         env.spmc_call(&abi::call_regs(abi::fid32(num::MEM_RECLAIM), &[lo, hi, 0]));

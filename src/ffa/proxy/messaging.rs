@@ -22,6 +22,11 @@ impl FfaProxy {
         if regs[2] as u32 != 0 {
             return Err(FfaError::InvalidParameters);
         }
+        // In the 64-bit call, x1 (endpoints) and x2 (flags) are 32-bit fields whose upper
+        // halves are reserved, MBZ (§15.2): they would otherwise reach the partition.
+        if is_64 && (regs[1] >> 32 != 0 || regs[2] >> 32 != 0) {
+            return Err(FfaError::InvalidParameters);
+        }
         // Only w0-w7 are arguments; nothing else of the host's reaches the SPMC.
         let mask = if is_64 { u64::MAX } else { u32::MAX as u64 };
         let args: Vec<u64> = regs[1..8].iter().map(|r| r & mask).collect();
@@ -36,6 +41,10 @@ impl FfaProxy {
         env: &mut impl ProxyEnv,
     ) -> Result<Regs, FfaError> {
         check_endpoints(regs[1], spmc)?;
+        // x1 holds the 32-bit endpoint field; its upper half is reserved, MBZ (§15.4).
+        if regs[1] >> 32 != 0 {
+            return Err(FfaError::InvalidParameters);
+        }
         Ok(env.spmc_call(regs))
     }
 
@@ -47,8 +56,14 @@ impl FfaProxy {
         spmc: &SpmcInfo,
         env: &mut impl ProxyEnv,
     ) -> Result<Regs, FfaError> {
-        let target = (regs[1] >> 16) as u16;
-        if !spmc.is_partition(target) {
+        // w1: target endpoint [31:16], vCPU ID [15:0], which must name one of the
+        // partition's execution contexts (§14.1; Hafnium answers the same).
+        let w1 = regs[1] as u32;
+        let (target, vcpu) = ((w1 >> 16) as u16, w1 as u16);
+        let Some(partition) = spmc.partition(target) else {
+            return Err(FfaError::InvalidParameters);
+        };
+        if vcpu >= partition.exec_ctx_count {
             return Err(FfaError::InvalidParameters);
         }
         Ok(env.spmc_call(&abi::call_regs(regs[0] as u32, &[regs[1] as u32 as u64])))

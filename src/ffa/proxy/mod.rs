@@ -95,6 +95,17 @@ const SERVED: &[(u32, bool, FfaVersion)] = &[
     (num::NOTIFICATION_INFO_GET, true, FfaVersion::V1_1),
 ];
 
+/// Interfaces the host receives from warden rather than calls: FFA_FEATURES reports them
+/// (SUCCESS, no properties) because DEN0077A v1.2 makes them mandatory at every FF-A
+/// instance (§13.3; the FF-A ACS checks FFA_ERROR_32, FFA_INTERRUPT_32 and one of the
+/// FFA_SUCCESS pair), but as calls they get NOT_SUPPORTED.
+const RECEIVED: &[u32] = &[
+    abi::FFA_ERROR,
+    abi::FFA_SUCCESS_32,
+    abi::FFA_SUCCESS_64,
+    abi::FFA_INTERRUPT,
+];
+
 pub struct FfaProxy {
     spmc: Option<SpmcInfo>,
     negotiation: Mutex<Negotiation>,
@@ -103,6 +114,8 @@ pub struct FfaProxy {
     mailbox: Mutex<Option<HostMailbox>>,
     /// Page ownership and the handles the host created. Taken after `mailbox`.
     memory: Mutex<MemoryState>,
+    /// The host's notification bitmap at the SPMC: its vCPU count once created.
+    bitmap: Mutex<Option<u32>>,
 }
 
 impl FfaProxy {
@@ -117,6 +130,7 @@ impl FfaProxy {
             negotiation: Mutex::new(Negotiation::default()),
             mailbox: Mutex::new(None),
             memory: Mutex::new(MemoryState::default()),
+            bitmap: Mutex::new(None),
         }
     }
 

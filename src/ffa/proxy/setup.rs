@@ -7,7 +7,7 @@ use core::fmt;
 use log::{info, warn};
 
 use super::buffers::release_own_rx;
-use super::{FfaProxy, ProxyEnv, Reply, success};
+use super::{FfaProxy, ProxyEnv, RECEIVED, Reply, success};
 use crate::ffa::abi::{self, FfaError, FfaFunction, Regs, num};
 use crate::ffa::mailbox;
 use crate::ffa::partition::{self, PartitionInfo};
@@ -38,7 +38,14 @@ impl SpmcInfo {
     /// Whether `id` is a secure partition the SPMC reported: the only endpoints the host
     /// may address (messages, memory receivers, notification senders, RUN targets).
     pub fn is_partition(&self, id: u16) -> bool {
-        partition::is_secure(id) && self.partitions.iter().any(|p| p.id == id)
+        self.partition(id).is_some()
+    }
+
+    /// The secure partition with this ID, as the SPMC reported it.
+    pub fn partition(&self, id: u16) -> Option<&PartitionInfo> {
+        self.partitions
+            .iter()
+            .find(|p| p.id == id && partition::is_secure(id))
     }
 }
 
@@ -137,6 +144,9 @@ impl FfaProxy {
                 }
                 _ => Err(FfaError::NotSupported),
             };
+        }
+        if RECEIVED.contains(&w1) {
+            return Ok(success(&[0]));
         }
         let f = FfaFunction::decode(w1).ok_or(FfaError::NotSupported)?;
         if !self.serves(f, version) {

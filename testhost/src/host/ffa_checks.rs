@@ -16,7 +16,9 @@ const FFA_RXTX_MAP_64: u32 = 0xc400_0066;
 const FFA_RXTX_UNMAP: u32 = 0x8400_0067;
 const FFA_PARTITION_INFO_GET: u32 = 0x8400_0068;
 const FFA_ID_GET: u32 = 0x8400_0069;
+const FFA_RUN: u32 = 0x8400_006d;
 const FFA_DIRECT_REQ_32: u32 = 0x8400_006f;
+const FFA_DIRECT_REQ_64: u32 = 0xc400_006f;
 const FFA_DIRECT_RESP_32: u64 = 0x8400_0070;
 const FFA_SPM_ID_GET: u32 = 0x8400_0085;
 const FFA_MSG_SEND2: u32 = 0x8400_0086;
@@ -69,15 +71,18 @@ fn expect_error(r: &mut Report, name: &str, out: &[u64; 18], want: i32) {
 pub fn planned(v: u32) -> u32 {
     let (v1_1, v1_2) = (v >= 0x1_0001, v >= 0x1_0002);
     let negotiation = 7;
-    let ids_and_features = 4;
+    // SPM_ID_GET, RXTX_MAP's properties, SRI, NPI, the mandatory interfaces the host receives.
+    let ids_and_features = 5;
     let buffers = 10;
-    // The listing, the version warden serves, then the flags (two checks from v1.1, one before).
-    let partitions = 5 + 1 + if v1_1 { 2 } else { 1 };
-    // GET_API_VERSION, x8-x17 kept before v1.2, and the three refused requests.
-    let direct = 1 + u32::from(!v1_2) + 3;
+    // The listing, the version warden serves, an unknown UUID, then the flags (two checks
+    // from v1.1, one before).
+    let partitions = 5 + 1 + 1 + if v1_1 { 2 } else { 1 };
+    // GET_API_VERSION, x8-x17 kept before v1.2, the five refused requests (three 32-bit,
+    // x1[63:32] in the 64-bit call, RUN with a vCPU ID no context has).
+    let direct = 1 + u32::from(!v1_2) + 5;
     let not_offered = 5 * 2 + 1;
     let remap = 4;
-    let notifications = if v1_1 { 3 } else { 0 };
+    let notifications = if v1_1 { 5 } else { 0 };
     let still_served = 1;
     negotiation
         + ids_and_features
@@ -172,6 +177,17 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
         "FFA_FEATURES(NPI) never",
         &smc(FFA_FEATURES, &[1]),
         NOT_SUPPORTED,
+    );
+    // FFA_ERROR_32, FFA_SUCCESS_32/64 and FFA_INTERRUPT_32 are mandatory interfaces the host
+    // receives (DEN0077A v1.2 §13.3): FEATURES says SUCCESS, with no properties.
+    let received = [0x8400_0060u32, 0x8400_0061, 0xc400_0061, 0x8400_0062]
+        .map(|fid| smc(FFA_FEATURES, &[fid as u64]));
+    r.check(
+        "FFA_FEATURES: ERROR, SUCCESS 32/64, INTERRUPT are supported",
+        received
+            .iter()
+            .all(|f| f[0] == FFA_SUCCESS_32 && f[2..8].iter().all(|&x| x == 0)),
+        format_args!("{:x?}", received.map(|f| (f[0], f[2]))),
     );
 
     // Buffers: hostile first.
@@ -308,6 +324,14 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
         rel[0] == FFA_SUCCESS_32,
         format_args!("{:#x}", rel[0]),
     );
+    // OP-TEE answers SUCCESS with no descriptors for a UUID no partition has; DEN0077A
+    // v1.2 §13.8 says INVALID_PARAMETERS, and warden translates.
+    expect_error(
+        r,
+        "PARTITION_INFO_GET of an unknown UUID",
+        &smc(FFA_PARTITION_INFO_GET, &[1, 2, 3, 4, 0]),
+        INVALID_PARAMETERS,
+    );
     if v >= 0x1_0001 {
         let words: [u64; 4] = core::array::from_fn(|i| {
             u32::from_le_bytes(uuid[i * 4..i * 4 + 4].try_into().unwrap()) as u64
@@ -316,9 +340,10 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
             FFA_PARTITION_INFO_GET,
             &[words[0], words[1], words[2], words[3], 1],
         );
+        // With the count-only flag, w3 (the descriptor size) is MBZ (§13.8).
         r.check(
-            "count-only query by OP-TEE's UUID",
-            c[0] == FFA_SUCCESS_32 && c[2] == 1 && c[3] == 24,
+            "count-only query by OP-TEE's UUID, w3 zero",
+            c[0] == FFA_SUCCESS_32 && c[2] == 1 && c[3] == 0,
             format_args!("{:#x} {} {}", c[0], c[2], c[3]),
         );
         expect_error(
@@ -376,6 +401,21 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
         r,
         "DIRECT_REQ to a non-partition",
         &smc(FFA_DIRECT_REQ_32, &[0x0001, 0, 1]),
+        INVALID_PARAMETERS,
+    );
+    expect_error(
+        r,
+        "64-bit DIRECT_REQ with x1[63:32] set",
+        &smc(
+            FFA_DIRECT_REQ_64,
+            &[1 << 32 | OPTEE_ID, 0, OPTEE_FFA_GET_API_VERSION],
+        ),
+        INVALID_PARAMETERS,
+    );
+    expect_error(
+        r,
+        "RUN with a vCPU ID no context has",
+        &smc(FFA_RUN, &[OPTEE_ID << 16 | 0xffff]),
         INVALID_PARAMETERS,
     );
 
@@ -470,8 +510,12 @@ fn notifications(r: &mut Report) {
     let c = smc(CREATE, &[0, 4]);
     let b = smc(BIND, &[OPTEE_ID << 16, 0, 1 << 5, 0]);
     let g = smc(GET, &[0, 0b11]);
+    // The bitmap was created for 4 vCPUs: vCPU ID 4 names none of them (§13.23).
+    let bad_vcpu = smc(GET, &[4 << 16, 0b11]);
     let u = smc(UNBIND, &[OPTEE_ID << 16, 0, 1 << 5, 0]);
     let d = smc(DESTROY, &[0]);
+    // No bitmap any more: DESTROY is DENIED (§13.19; OP-TEE itself answers SUCCESS).
+    let again = smc(DESTROY, &[0]);
     say!(
         "testhost: notifications: create {:#x} bind {:#x} get {:#x} (SP bitmap {:#x}) unbind {:#x} destroy {:#x}",
         c[0],
@@ -494,6 +538,18 @@ fn notifications(r: &mut Report) {
                 error_of(&d)
             ]
         ),
+    );
+    expect_error(
+        r,
+        "NOTIFICATION_GET for a vCPU the bitmap does not have",
+        &bad_vcpu,
+        INVALID_PARAMETERS,
+    );
+    expect_error(
+        r,
+        "NOTIFICATION_BITMAP_DESTROY without a bitmap",
+        &again,
+        DENIED,
     );
     expect_error(
         r,

@@ -13,6 +13,8 @@ const FFA_MEM_LEND_64: u32 = 0xc400_0072;
 const FFA_MEM_RECLAIM: u32 = 0x8400_0077;
 const FFA_MEM_FRAG_RX: u64 = 0x8400_007a;
 const FFA_MEM_FRAG_TX: u32 = 0x8400_007b;
+const FFA_RXTX_MAP_64: u32 = 0xc400_0066;
+const FFA_RXTX_UNMAP: u32 = 0x8400_0067;
 const INVALID_PARAMETERS: i32 = -2;
 const BUSY: i32 = -4;
 const DENIED: i32 = -6;
@@ -74,8 +76,9 @@ pub(crate) fn reclaim(h: u64) -> [u64; 18] {
 }
 
 /// The checks `run` makes: one page shared with OP-TEE (6), the large shares (4), the lend
-/// (5), the hostile descriptors (7) and the abandoned fragment stream (5).
-pub const PLANNED: u32 = 6 + 4 + 5 + 7 + 5;
+/// (5), the hostile descriptors (9), the abandoned fragment stream (5), a total length the
+/// first fragment contradicts (2) and an unmap during a fragmented send (3).
+pub const PLANNED: u32 = 6 + 4 + 5 + 9 + 5 + 2 + 3;
 
 pub fn run(r: &mut Report, version: u32, tx: u64, scratch: Range, warden: Option<Range>) {
     let v = FfaVersion::decode(version).unwrap_or(FfaVersion::V1_2);
@@ -270,9 +273,26 @@ pub fn run(r: &mut Report, version: u32, tx: u64, scratch: Range, warden: Option
     let n = lying.len();
     lying[n - 16 - 12] = 2; // the composite's address-range count says 2
     hostile("a lying range count", &lying, INVALID_PARAMETERS);
+    // The sender must be the caller, the owner of the memory: DENIED otherwise (DEN0077A
+    // v1.2 §10.5; the FF-A ACS expects the same).
     let mut spoofed = desc(v, &[(page, 1)], false);
     spoofed[0] = 0x05;
-    hostile("a spoofed sender", &spoofed, INVALID_PARAMETERS);
+    hostile("a spoofed sender is DENIED", &spoofed, DENIED);
+    // Reserved encodings of normal memory (§10.10): cacheability 0b10, shareability 0b01.
+    let mut reserved_cache = desc(v, &[(page, 1)], false);
+    reserved_cache[2] = 0x2b;
+    hostile(
+        "a reserved cacheability",
+        &reserved_cache,
+        INVALID_PARAMETERS,
+    );
+    let mut reserved_share = desc(v, &[(page, 1)], false);
+    reserved_share[2] = 0x2d;
+    hostile(
+        "a reserved shareability",
+        &reserved_share,
+        INVALID_PARAMETERS,
+    );
     let rc = reclaim(0xdead_beef);
     r.check(
         "reclaim of a handle the host never had",
@@ -315,4 +335,48 @@ pub fn run(r: &mut Report, version: u32, tx: u64, scratch: Range, warden: Option
             format_args!("{:?}", error_of(&rc)),
         );
     }
+
+    // A first fragment that holds the whole descriptor, with a total length 16 bytes
+    // larger (what the FF-A ACS sends): INVALID_PARAMETERS, and no transaction starts.
+    let one = desc(v, &[(page, 1)], false);
+    write(tx, &one);
+    let n = one.len() as u64;
+    let x = smc(FFA_MEM_SHARE_64, &[n + 16, n, 0, 0]);
+    r.check(
+        "a total length the first fragment contradicts",
+        error_of(&x) == Some(INVALID_PARAMETERS),
+        format_args!("x0 {:#x} {:?}", x[0], error_of(&x)),
+    );
+    let next = send(FFA_MEM_SHARE_64, &one, tx);
+    let back = handle_of(&next).map(reclaim);
+    r.check(
+        "nothing pending afterwards: the next share is served",
+        back.is_some_and(|rc| rc[0] == FFA_SUCCESS_32),
+        format_args!("{:?}", error_of(&next)),
+    );
+
+    // FFA_RXTX_UNMAP half way through a fragmented send abandons the send and unmaps; the
+    // buffers map again (as ffa_checks left them: two pages each, RX after TX's two).
+    write(tx, &d[..PAGE as usize]);
+    let first = smc(FFA_MEM_SHARE_64, &[d.len() as u64, PAGE, 0, 0]);
+    let unmap = smc(FFA_RXTX_UNMAP, &[0]);
+    r.check(
+        "RXTX_UNMAP during a fragmented send",
+        first[0] == FFA_MEM_FRAG_RX && unmap[0] == FFA_SUCCESS_32,
+        format_args!("{:#x} {:?}", first[0], error_of(&unmap)),
+    );
+    let map = smc(FFA_RXTX_MAP_64, &[tx, tx + 2 * PAGE, 2]);
+    r.check(
+        "RXTX_MAP again after it",
+        map[0] == FFA_SUCCESS_32,
+        format_args!("{:?}", error_of(&map)),
+    );
+    let rest = &d[PAGE as usize..];
+    write(tx, rest);
+    let gone = smc(FFA_MEM_FRAG_TX, &[first[1], first[2], rest.len() as u64, 0]);
+    r.check(
+        "the abandoned send is gone",
+        error_of(&gone) == Some(INVALID_PARAMETERS),
+        format_args!("x0 {:#x} {:?}", gone[0], error_of(&gone)),
+    );
 }

@@ -48,7 +48,8 @@ fn partition_info_uuid_filter_and_count_only() {
     let mut args = words.clone();
     args.push(1);
     let r = p.handle(&call(abi::FFA_PARTITION_INFO_GET, &args), &mut m);
-    assert!(is_success(&r) && r.regs[2] == 1 && r.regs[3] == 24);
+    assert!(is_success(&r) && r.regs[2] == 1);
+    assert_eq!(r.regs[3], 0, "count only: w3 (descriptor size) is MBZ");
     assert!(
         m.host_bytes(HOST_RX, 24).iter().all(|&b| b == 0),
         "count only writes nothing"
@@ -139,4 +140,58 @@ fn partition_info_get_regs_for_v1_2_hosts() {
     assert_eq!(m.calls.last().unwrap()[9], 0, "only x1-x3 reach the SPMC");
     let (p, mut m) = host(FfaVersion::V1_2, V1_1);
     assert!(is_error(&p.handle(&regs, &mut m), FfaError::NotSupported));
+}
+
+/// Issue 17 item 2: with the count-only flag, w3 (the descriptor size) is MBZ, whatever
+/// the SPMC's version.
+#[test]
+fn count_only_answers_no_descriptor_size() {
+    for spmc in [FfaVersion::V1_0, FfaVersion::V1_1, FfaVersion::V1_2] {
+        for host_v in [V1_1, V1_2] {
+            let (p, mut m) = host(spmc, host_v);
+            let r = p.handle(&call(abi::FFA_PARTITION_INFO_GET, &[0, 0, 0, 0, 1]), &mut m);
+            assert!(
+                is_success(&r) && r.regs[2] == 2,
+                "{spmc} {host_v:#x}: {r:x?}"
+            );
+            assert_eq!(r.regs[3], 0, "{spmc} {host_v:#x}: w3 MBZ");
+        }
+    }
+}
+
+/// Issue 14 item 6: OP-TEE answers SUCCESS with count 0 for a UUID no partition has.
+/// DEN0077A v1.2 §13.8 says INVALID_PARAMETERS, and warden translates; it writes nothing
+/// to the host's RX buffer (no zero-byte write, which the runtime would log as "not host
+/// RAM") and the host does not get its RX buffer.
+#[test]
+fn an_unknown_uuid_is_invalid_parameters_even_when_the_spmc_says_success() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    let mut optee_like = Tampered::new(&mut m, |call: &Regs, answer: Regs| {
+        if call[0] as u32 == abi::FFA_PARTITION_INFO_GET && answer[0] as u32 == abi::FFA_ERROR {
+            abi::success_regs(&[0, 24])
+        } else {
+            answer
+        }
+    });
+    for flags in [0, 1] {
+        let r = p.handle(
+            &call(abi::FFA_PARTITION_INFO_GET, &[1, 2, 3, 4, flags]),
+            &mut optee_like,
+        );
+        assert!(
+            is_error(&r, FfaError::InvalidParameters),
+            "flags {flags}: {r:x?}"
+        );
+    }
+    assert_eq!(optee_like.host_writes, 0, "nothing written to the host");
+    assert!(is_error(
+        &p.handle(&call(abi::FFA_RX_RELEASE, &[]), &mut optee_like),
+        FfaError::Denied
+    ));
+    // The nil UUID still lists everything.
+    let r = p.handle(
+        &call(abi::FFA_PARTITION_INFO_GET, &[0, 0, 0, 0, 0]),
+        &mut optee_like,
+    );
+    assert!(is_success(&r) && r.regs[2] == 2);
 }

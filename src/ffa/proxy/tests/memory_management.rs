@@ -107,8 +107,8 @@ fn hostile_shares_change_nothing() {
                 d[0] = 5;
                 d
             },
-            FfaError::InvalidParameters,
-            "wrong sender",
+            FfaError::Denied,
+            "a sender that is not the host (§10.5: DENIED)",
         ),
         (
             {
@@ -172,15 +172,10 @@ fn a_fragment_stream_that_stops_half_way() {
     assert_eq!(r.regs[0], MEM_FRAG_RX);
     let temp = r.regs[1] | r.regs[2] << 32;
     assert_ne!(temp & 1 << 63, 0, "a hypervisor-allocated handle");
-    // Meanwhile: another transaction is busy, unmapping the buffers is busy, the wrong
-    // handle is refused.
+    // Meanwhile: another transaction is busy, the wrong handle is refused.
     let one = linux_share(&[(0x4800_0000, 1)], FfaVersion::V1_2);
     assert!(is_error(
         &send(&p, &mut m, MEM_SHARE_64, &one),
-        FfaError::Busy
-    ));
-    assert!(is_error(
-        &p.handle(&call(RXTX_UNMAP, &[0]), &mut m),
         FfaError::Busy
     ));
     assert!(is_error(
@@ -306,4 +301,133 @@ fn live_handles_are_bounded_with_no_memory() {
     // A reclaim makes room again, for that very page.
     assert!(is_success(&reclaim(&p, &mut m, handles[0])));
     handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+}
+
+/// Issue 17 item 3: a first fragment that already holds the whole descriptor, sent with a
+/// larger total length (the FF-A ACS sends total + 16), is INVALID_PARAMETERS and starts
+/// nothing: the next share is not BUSY.
+#[test]
+fn a_total_length_beyond_a_complete_first_fragment_is_refused() {
+    for host_v in [V1_0, V1_1, V1_2] {
+        let (p, mut m) = host(FfaVersion::V1_2, host_v);
+        let d = linux_share(&[(0x4002_0000, 1)], host_version(host_v));
+        m.write_host(HOST_TX, &d);
+        let n = d.len() as u64;
+        let r = p.handle(&call(MEM_SHARE_64, &[n + 16, n, 0, 0]), &mut m);
+        assert!(
+            is_error(&r, FfaError::InvalidParameters),
+            "{host_v:#x}: {r:x?}"
+        );
+        assert!(
+            is_error(
+                &p.handle(&call(MEM_FRAG_TX, &[0, 1 << 31, 16, 0]), &mut m),
+                FfaError::InvalidParameters
+            ),
+            "no transaction pending"
+        );
+        let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &d));
+        assert!(is_success(&reclaim(&p, &mut m, h)));
+    }
+}
+
+/// Issue 17 item 4: FFA_RXTX_UNMAP while the host is half way through a fragmented send
+/// abandons that transaction (nothing was claimed or sent) and unmaps; the buffers can be
+/// mapped again, and the abandoned handle is gone.
+#[test]
+fn rxtx_unmap_abandons_a_half_sent_transaction() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    let cs: Vec<(u64, u32)> = (0..400).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let desc = linux_share(&cs, FfaVersion::V1_2);
+    m.write_host(HOST_TX, &desc[..4096]);
+    let r = p.handle(
+        &call(MEM_SHARE_64, &[desc.len() as u64, 4096, 0, 0]),
+        &mut m,
+    );
+    assert_eq!(r.regs[0], MEM_FRAG_RX);
+    let calls = m.calls.len();
+    assert!(is_success(&p.handle(&call(RXTX_UNMAP, &[0]), &mut m)));
+    assert!(is_success(
+        &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
+    ));
+    assert!(is_error(
+        &p.handle(&call(MEM_FRAG_TX, &[r.regs[1], r.regs[2], 4096, 0]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    assert_eq!(m.calls.len(), calls, "the SPMC never heard of it");
+    let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+    assert!(is_success(&reclaim(&p, &mut m, h)));
+}
+
+/// Issue 14 item 6: the reserved cacheability (0b00, 0b10) and shareability (0b01)
+/// encodings of normal memory are INVALID_PARAMETERS and never reach the SPMC; every other
+/// encoding is shared.
+#[test]
+fn reserved_cache_and_shareability_encodings_are_refused() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let d = linux_share(&[(0x4002_0000, 1)], FfaVersion::V1_1);
+    let with = |attributes: u8| {
+        let mut d = d.clone();
+        d[2] = attributes;
+        d
+    };
+    for reserved in [0x23u8, 0x2b, 0x2d] {
+        let before = m.calls.len();
+        for fid in [MEM_SHARE_64, MEM_LEND_32] {
+            let r = send(&p, &mut m, fid, &with(reserved));
+            assert!(is_error(&r, FfaError::InvalidParameters), "{reserved:#x}");
+        }
+        assert_eq!(m.calls.len(), before);
+    }
+    for fine in [0x24u8, 0x26, 0x27, 0x2c, 0x2e, 0x2f] {
+        let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &with(fine)));
+        assert!(is_success(&reclaim(&p, &mut m, h)), "{fine:#x}");
+    }
+}
+
+/// Issue 14 item 6: when the SPMC answers warden's first fragment unexpectedly (FFA_MEM_FRAG_RX
+/// at the wrong offset, or FFA_SUCCESS before the last fragment), the transaction it holds
+/// is reclaimed by the handle it named, and the host's share fails with nothing changed.
+#[test]
+fn an_unexpected_answer_to_the_first_fragment_is_reclaimed() {
+    let mem_share_64 = MEM_SHARE_64;
+    type Tamper = fn(Regs) -> Regs;
+    let wrong_offset: Tamper = |mut a| {
+        a[3] += 16;
+        a
+    };
+    let early_success: Tamper = |a| abi::success_regs(&[a[1], a[2]]);
+    for tamper in [wrong_offset, early_success] {
+        let (p, mut m) = setup_pages(FfaVersion::V1_2, 1);
+        m.whole_in_buffer = false;
+        p.handle(&call(abi::FFA_VERSION, &[V1_2]), &mut m);
+        p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m);
+        // Larger than warden's one-page buffer: warden sends it in fragments.
+        let cs: Vec<(u64, u32)> = (0..400).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+        let desc = linux_share(&cs, FfaVersion::V1_2);
+        let mut named = None;
+        let r = {
+            let mut env = Tampered::new(&mut m, |c: &Regs, a: Regs| {
+                if c[0] as u32 == mem_share_64 && a[0] == MEM_FRAG_RX {
+                    named = Some(a[1] as u32 as u64 | (a[2] as u32 as u64) << 32);
+                    tamper(a)
+                } else {
+                    a
+                }
+            });
+            send(&p, &mut env, MEM_SHARE_64, &desc)
+        };
+        assert!(r.regs[0] == abi::FFA_ERROR as u64, "{r:x?}");
+        let h = named.expect("the SPMC named a handle");
+        assert!(
+            m.calls
+                .iter()
+                .any(|c| c[0] as u32 == MEM_RECLAIM && (c[1] | c[2] << 32) == h),
+            "warden reclaimed handle {h:#x}"
+        );
+        assert_eq!(p.live_handles(), 0);
+        assert!(m.unmapped.is_empty());
+        // Nothing was left claimed: the same pages share again.
+        let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+        assert!(is_success(&reclaim(&p, &mut m, h)));
+    }
 }

@@ -68,3 +68,66 @@ fn run_only_targets_partitions() {
     let r = p.handle(&call(run, &[0x8001_0000]), &mut m);
     assert_eq!(r.regs[0], abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64);
 }
+
+/// Issue 14 item 6: in the 64-bit direct requests x1 (endpoints) and x2 (flags) are 32-bit
+/// fields; a set upper half is INVALID_PARAMETERS and reaches no partition. The 32-bit
+/// call ignores upper halves (SMC32), as before.
+#[test]
+fn upper_halves_of_x1_and_x2_in_64_bit_direct_requests_are_refused() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    let before = m.calls.len();
+    for (x1, x2, what) in [
+        (1u64 << 32 | 0x8001, 0u64, "x1[63:32]"),
+        (0x8001, 1 << 40, "x2[63:32]"),
+    ] {
+        let r = p.handle(&call(DIRECT_REQ_64, &[x1, x2, 1, 2, 3]), &mut m);
+        assert!(is_error(&r, FfaError::InvalidParameters), "{what}");
+    }
+    let r = p.handle(
+        &call(abi::FFA_MSG_SEND_DIRECT_REQ2, &[1 << 32 | 0x8001, 0, 0]),
+        &mut m,
+    );
+    assert!(
+        is_error(&r, FfaError::InvalidParameters),
+        "DIRECT_REQ2 x1[63:32]"
+    );
+    assert_eq!(m.calls.len(), before, "nothing refused reaches the SPMC");
+    let r = p.handle(&call(DIRECT_REQ_64, &[0x8001, 0, 1 << 40, 2, 3]), &mut m);
+    assert_eq!(
+        r.regs[3],
+        (1 << 40) + 1,
+        "64-bit payload registers stay whole"
+    );
+    let r = p.handle(
+        &call(DIRECT_REQ_32, &[1 << 32 | 0x8001, 1 << 32, 1]),
+        &mut m,
+    );
+    assert_eq!(r.regs[0], abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64);
+}
+
+/// Issue 14 item 6: FFA_RUN's vCPU ID (w1[15:0]) must name one of the target's execution
+/// contexts: OP-TEE in the model has 2, the other partition 1.
+#[test]
+fn run_checks_the_vcpu_id() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let run = abi::fid32(num::RUN);
+    let before = m.calls.len();
+    for w1 in [0x8001_0002u64, 0x8001_ffff, 0x8002_0001] {
+        assert!(
+            is_error(
+                &p.handle(&call(run, &[w1]), &mut m),
+                FfaError::InvalidParameters
+            ),
+            "{w1:#x}"
+        );
+    }
+    assert_eq!(m.calls.len(), before);
+    for w1 in [0x8001_0001u64, 0x8002_0000] {
+        let r = p.handle(&call(run, &[w1]), &mut m);
+        assert_eq!(
+            r.regs[0],
+            abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64,
+            "{w1:#x}"
+        );
+    }
+}

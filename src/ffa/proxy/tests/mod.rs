@@ -9,7 +9,7 @@ mod setup;
 
 use std::vec::Vec;
 
-use super::{FfaProxy, ProxyEnv, Reply};
+use super::{FfaProxy, ProxyEnv, RECEIVED, Reply};
 use crate::ffa::abi::{self, FfaError, Regs, num};
 use crate::ffa::mailbox;
 use crate::ffa::partition::PartitionInfo;
@@ -62,6 +62,54 @@ fn host(spmc: FfaVersion, host: u64) -> (FfaProxy, Model) {
     (p, m)
 }
 
+/// The model with each of its answers passed through `tamper(call, answer)`: an SPMC that
+/// answers differently from the model (OP-TEE's quirks, or a misbehaving SPMC), without
+/// changing the model itself. Counts the proxy's writes to host memory.
+struct Tampered<'a, F> {
+    model: &'a mut Model,
+    tamper: F,
+    host_writes: usize,
+}
+
+impl<'a, F: FnMut(&Regs, Regs) -> Regs> Tampered<'a, F> {
+    fn new(model: &'a mut Model, tamper: F) -> Self {
+        Self {
+            model,
+            tamper,
+            host_writes: 0,
+        }
+    }
+}
+
+impl<F: FnMut(&Regs, Regs) -> Regs> ProxyEnv for Tampered<'_, F> {
+    fn spmc_call(&mut self, regs: &Regs) -> Regs {
+        let answer = self.model.spmc_call(regs);
+        (self.tamper)(regs, answer)
+    }
+    fn is_host_ram(&self, r: Range) -> bool {
+        self.model.is_host_ram(r)
+    }
+    fn write_host(&mut self, pa: u64, data: &[u8]) {
+        self.host_writes += 1;
+        self.model.write_host(pa, data)
+    }
+    fn own_rx(&self) -> &[u8] {
+        self.model.own_rx()
+    }
+    fn read_host(&self, pa: u64, buf: &mut [u8]) {
+        self.model.read_host(pa, buf)
+    }
+    fn write_own_tx(&mut self, data: &[u8]) {
+        self.model.write_own_tx(data)
+    }
+    fn unmap_from_host(&mut self, ranges: &[Range]) -> Result<(), FfaError> {
+        self.model.unmap_from_host(ranges)
+    }
+    fn map_to_host(&mut self, ranges: &[Range]) {
+        self.model.map_to_host(ranges)
+    }
+}
+
 // ---- Memory sharing helpers ----
 
 use crate::ffa::memory::tests::linux_share;
@@ -78,7 +126,7 @@ fn host_version(v: u64) -> FfaVersion {
 
 /// Puts `desc` in the host's TX buffer and sends it with `fid`, in TX-sized fragments
 /// (FFA_MEM_FRAG_TX) as Linux does. Returns the final reply.
-fn send(p: &FfaProxy, m: &mut Model, fid: u32, desc: &[u8]) -> Reply {
+fn send(p: &FfaProxy, m: &mut impl ProxyEnv, fid: u32, desc: &[u8]) -> Reply {
     let total = desc.len() as u64;
     let first = desc.len().min(4096);
     m.write_host(HOST_TX, &desc[..first]);

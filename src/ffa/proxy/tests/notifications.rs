@@ -54,3 +54,72 @@ fn notifications_for_the_host_only() {
         FfaError::NotSupported
     ));
 }
+
+/// Issue 17 item 6: FFA_NOTIFICATION_BITMAP_DESTROY of a bitmap that does not exist is
+/// DENIED, as is a second CREATE (DEN0077A v1.2 §13.18-13.19; Hafnium's SPMC and the FF-A
+/// ACS agree). Neither reaches the SPMC.
+#[test]
+fn bitmap_destroy_without_a_bitmap_is_denied() {
+    let create = abi::fid32(num::NOTIFICATION_BITMAP_CREATE);
+    let destroy = abi::fid32(num::NOTIFICATION_BITMAP_DESTROY);
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let before = m.calls.len();
+    assert!(is_error(
+        &p.handle(&call(destroy, &[0]), &mut m),
+        FfaError::Denied
+    ));
+    assert_eq!(m.calls.len(), before, "refused by warden");
+    assert!(is_success(&p.handle(&call(create, &[0, 2]), &mut m)));
+    assert!(is_error(
+        &p.handle(&call(create, &[0, 2]), &mut m),
+        FfaError::Denied
+    ));
+    assert!(is_success(&p.handle(&call(destroy, &[0]), &mut m)));
+    assert!(is_error(
+        &p.handle(&call(destroy, &[0]), &mut m),
+        FfaError::Denied
+    ));
+    // Another VM's bitmap is still INVALID_PARAMETERS, created or not.
+    assert!(is_error(
+        &p.handle(&call(destroy, &[5]), &mut m),
+        FfaError::InvalidParameters
+    ));
+    // A CREATE the SPMC refuses leaves no bitmap behind.
+    let mut refusing = Tampered::new(&mut m, |c: &Regs, a: Regs| {
+        if c[0] as u32 == create {
+            abi::error_regs(FfaError::NoMemory)
+        } else {
+            a
+        }
+    });
+    assert!(is_error(
+        &p.handle(&call(create, &[0, 2]), &mut refusing),
+        FfaError::NoMemory
+    ));
+    assert!(is_error(
+        &p.handle(&call(destroy, &[0]), &mut refusing),
+        FfaError::Denied
+    ));
+}
+
+/// Issue 14 item 6: NOTIFICATION_GET's vCPU ID (w1[31:16]) must be one of those the host's
+/// bitmap was created for.
+#[test]
+fn notification_get_checks_the_vcpu_id() {
+    let create = abi::fid32(num::NOTIFICATION_BITMAP_CREATE);
+    let get = abi::fid32(num::NOTIFICATION_GET);
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    assert!(is_success(&p.handle(&call(create, &[0, 2]), &mut m)));
+    let before = m.calls.len();
+    for w1 in [2u64 << 16, 0xffff << 16] {
+        assert!(
+            is_error(
+                &p.handle(&call(get, &[w1, 1]), &mut m),
+                FfaError::InvalidParameters
+            ),
+            "{w1:#x}"
+        );
+    }
+    assert_eq!(m.calls.len(), before);
+    assert!(is_success(&p.handle(&call(get, &[1 << 16, 1]), &mut m)));
+}
