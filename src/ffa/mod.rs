@@ -13,6 +13,8 @@
 )]
 
 pub mod abi;
+pub mod answers;
+pub mod lifecycle;
 pub mod mailbox;
 pub mod memory;
 pub mod ownership;

@@ -1,6 +1,18 @@
 //! A model of an SPMC (as TF-A's SPMD + OP-TEE present it to the normal world) that can be
 //! set to v1.0, v1.1 or v1.2, plus host RAM, for testing the proxy on the host. The
 //! end-to-end tests use the real one.
+//!
+//! It is strict where the real one is, so that the proxy's paths for a misbehaving or
+//! different secure world can be tested:
+//! - failure injection at any fragment of a memory transaction ([`Model::fail_at`]); a
+//!   transaction that fails after the first fragment stays half-received at the SPMC until
+//!   the sender reclaims it (the handle was given out with FFA_MEM_FRAG_RX, §10.4.2);
+//! - FFA_MEM_RECLAIM checks the handle: only the one in progress abandons a half-received
+//!   transaction, any other must be a completed one;
+//! - an EL3 without FF-A ([`Model::without_ffa`]), which answers every call with SMCCC
+//!   NOT_SUPPORTED;
+//! - the SPMC's buffer rule ([`BufferRule`]): granule, the most pages it maps for warden's
+//!   own pair, and whether a descriptor must fit whole in the buffer.
 
 extern crate std;
 
@@ -30,9 +42,64 @@ pub const OTHER_SP: PartitionInfo = PartitionInfo {
     uuid: [7; 16],
 };
 
+/// What EL3 leaves in x8-x17 of replies whose ABI defines only x0-x7 (direct responses,
+/// RUN, notifications): the SPMD returns x0-x17 of the SPMC's context, and nothing says
+/// those registers are clean.
+pub const EL3_LEFTOVER: u64 = 0x1e17_0000_0000_0000;
+
+fn with_leftovers(mut out: Regs) -> Regs {
+    for (i, r) in out.iter_mut().enumerate().skip(8) {
+        *r = EL3_LEFTOVER | i as u64;
+    }
+    out
+}
+
 pub const HOST_RAM: Range = Range::new(0x4000_0000, 0x5000_0000);
 pub const WARDEN_TX: u64 = 0x6000_0000;
 pub const WARDEN_RX: u64 = 0x6001_0000;
+
+/// The SPMC's rules for RX/TX buffers (DEN0077A v1.2 §13.6, FFA_FEATURES(FFA_RXTX_MAP)
+/// Table 13.14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferRule {
+    /// FFA_FEATURES(FFA_RXTX_MAP) w2[1:0]: 0 = 4 KiB, 1 = 64 KiB, 2 = 16 KiB minimum.
+    pub granule: u32,
+    /// The most pages FFA_RXTX_MAP accepts for warden's own pair; more gets NO_MEMORY.
+    pub max_pages: u64,
+    /// OP-TEE's rule: a descriptor must fit whole in the SPMC's buffer, even when sent in
+    /// fragments. Other SPMCs (Hafnium) take any length in fragments.
+    pub whole_descriptor: bool,
+}
+
+impl BufferRule {
+    /// OP-TEE 4.10 as an S-EL1 SPMC.
+    pub const OPTEE: Self = Self {
+        granule: 0,
+        max_pages: 16,
+        whole_descriptor: true,
+    };
+}
+
+/// Which fragment of a memory transaction the injected failure hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fragment {
+    /// The n-th fragment (0 = the first, sent with FFA_MEM_SHARE/LEND).
+    Nth(usize),
+    /// The last one, whatever its number.
+    Last,
+}
+
+/// A transaction the SPMC is receiving in fragments.
+struct Receiving {
+    handle: u64,
+    total: usize,
+    bytes: Vec<u8>,
+    /// Fragments received so far.
+    fragments: usize,
+    /// A fragment failed: the transaction is dead, but it holds its handle until the
+    /// sender reclaims it.
+    failed: bool,
+}
 
 pub struct Model {
     pub version: FfaVersion,
@@ -42,20 +109,27 @@ pub struct Model {
     pub own_rx_busy: bool,
     mapped: bool,
     pub host_mem: BTreeMap<u64, u8>,
-    /// The memory transaction being received (total length, bytes so far).
-    receiving: Option<(usize, Vec<u8>)>,
+    receiving: Option<Receiving>,
     /// Descriptors the SPMC accepted, by handle.
     pub shares: BTreeMap<u64, Vec<u8>>,
     next_handle: u64,
-    /// Make the next memory transaction fail with this error.
-    pub fail_next: Option<FfaError>,
+    /// Make the next memory transaction fail with this error at this fragment (then clear).
+    pub fail_at: Option<(Fragment, FfaError)>,
+    /// Handles of half-received transactions the sender reclaimed (abandoned).
+    pub abandoned: Vec<u64>,
     /// Ranges the host cannot access (lent).
     pub unmapped: Vec<Range>,
     pub fragments_seen: usize,
     own_pages: usize,
-    /// OP-TEE's rule: a descriptor must fit whole in the SPMC's buffer, even when sent in
-    /// fragments. Other SPMCs (Hafnium) take any length in fragments.
-    pub whole_in_buffer: bool,
+    pub buffer_rule: BufferRule,
+    /// EL3 has no FF-A at all (no SPMD): every call gets SMCCC NOT_SUPPORTED.
+    no_ffa: bool,
+    /// FFA_NOTIFICATION_INFO_GET's x2-x7 (flags and the ID list, §13.24) while
+    /// notifications are pending; `None` answers NO_DATA.
+    pub notification_info: Option<[u64; 6]>,
+    /// What FFA_RUN completes with (default: a DIRECT_RESP with EL3's leftovers past x7),
+    /// for example the DIRECT_RESP2 of a resumed DIRECT_REQ2.
+    pub run_reply: Option<Regs>,
 }
 
 impl Model {
@@ -71,12 +145,31 @@ impl Model {
             receiving: None,
             shares: BTreeMap::new(),
             next_handle: 0x1000,
-            fail_next: None,
+            fail_at: None,
+            abandoned: Vec::new(),
             unmapped: Vec::new(),
             fragments_seen: 0,
             own_pages: 0,
-            whole_in_buffer: true,
+            buffer_rule: BufferRule::OPTEE,
+            no_ffa: false,
+            notification_info: None,
+            run_reply: None,
         }
+    }
+
+    /// An EL3 without FF-A: FFA_VERSION and every other FF-A call get NOT_SUPPORTED
+    /// (SMCCC DEN0028 §5.2: -1 in x0, as TF-A's SMC_UNK).
+    pub fn without_ffa() -> Self {
+        Self {
+            no_ffa: true,
+            ..Self::new(FfaVersion::V1_2)
+        }
+    }
+
+    /// The handle of a transaction the SPMC is still receiving (or that failed half way
+    /// and was never reclaimed).
+    pub fn in_progress(&self) -> Option<u64> {
+        self.receiving.as_ref().map(|r| r.handle)
     }
 
     pub fn host_bytes(&self, pa: u64, len: usize) -> Vec<u8> {
@@ -85,32 +178,98 @@ impl Model {
             .collect()
     }
 
+    /// The first fragment of a transaction of `total` bytes.
+    fn mem_start(&mut self, total: usize, len: usize) -> Regs {
+        if self.receiving.is_some() {
+            // One transaction at a time from the normal world's single TX buffer.
+            return abi::error_regs(FfaError::Busy);
+        }
+        // Like OP-TEE's SPMC: the whole descriptor must fit in the buffer.
+        if self.buffer_rule.whole_descriptor && total > 4096 * self.own_pages {
+            return abi::error_regs(FfaError::InvalidParameters);
+        }
+        let handle = self.next_handle;
+        self.next_handle += 1;
+        self.receiving = Some(Receiving {
+            handle,
+            total,
+            bytes: Vec::new(),
+            fragments: 0,
+            failed: false,
+        });
+        self.mem_fragment(len)
+    }
+
+    /// The next fragment, of `len` bytes in warden's TX buffer.
     fn mem_fragment(&mut self, len: usize) -> Regs {
         self.fragments_seen += 1;
-        let Some((total, mut bytes)) = self.receiving.take() else {
+        let Some(mut rx) = self.receiving.take() else {
             return abi::error_regs(FfaError::InvalidParameters);
         };
-        assert!(len <= 4096 * self.own_pages);
-        bytes.extend_from_slice(&self.own_tx[..len]);
-        if bytes.len() < total {
-            let n = bytes.len();
-            self.receiving = Some((total, bytes));
-            return abi::call_regs(
-                abi::fid32(num::MEM_FRAG_RX),
-                &[self.next_handle, 0, n as u64],
-            );
+        if rx.failed {
+            self.receiving = Some(rx);
+            return abi::error_regs(FfaError::InvalidParameters);
         }
-        if let Some(e) = self.fail_next.take() {
+        assert!(len <= 4096 * self.own_pages);
+        let n = rx.fragments;
+        rx.fragments += 1;
+        rx.bytes.extend_from_slice(&self.own_tx[..len]);
+        let last = rx.bytes.len() >= rx.total;
+        let fails = match self.fail_at {
+            Some((Fragment::Nth(k), _)) => k == n,
+            Some((Fragment::Last, _)) => last,
+            None => false,
+        };
+        if fails && let Some((_, e)) = self.fail_at.take() {
+            // After the first fragment the sender holds the handle (from FRAG_RX), so the
+            // dead transaction waits for its reclaim; the first has given nothing out.
+            if n > 0 {
+                rx.failed = true;
+                self.receiving = Some(rx);
+            }
             return abi::error_regs(e);
         }
+        if !last {
+            let got = rx.bytes.len();
+            let h = rx.handle;
+            self.receiving = Some(rx);
+            return abi::call_regs(
+                abi::fid32(num::MEM_FRAG_RX),
+                &[h & 0xffff_ffff, h >> 32, got as u64],
+            );
+        }
         // The SPMC checks what it receives in its own layout.
-        super::memory::parse(&bytes, self.version, super::memory::MemOp::Lend)
-            .or_else(|_| super::memory::parse(&bytes, self.version, super::memory::MemOp::Share))
+        super::memory::parse(&rx.bytes, self.version, super::memory::MemOp::Lend)
+            .or_else(|_| super::memory::parse(&rx.bytes, self.version, super::memory::MemOp::Share))
             .expect("warden sent a descriptor the SPMC can parse");
-        let h = self.next_handle;
-        self.next_handle += 1;
-        self.shares.insert(h, bytes);
+        let h = rx.handle;
+        self.shares.insert(h, rx.bytes);
         abi::success_regs(&[h & 0xffff_ffff, h >> 32])
+    }
+
+    /// FFA_MEM_FRAG_TX: the next fragment of the transaction `handle`.
+    fn mem_frag_tx(&mut self, handle: u64, len: usize) -> Regs {
+        match &self.receiving {
+            Some(rx) if rx.handle == handle => self.mem_fragment(len),
+            _ => abi::error_regs(FfaError::InvalidParameters),
+        }
+    }
+
+    /// FFA_MEM_RECLAIM: of the transaction in progress (abandons it), or of a completed one.
+    fn mem_reclaim(&mut self, handle: u64) -> Regs {
+        if self
+            .receiving
+            .as_ref()
+            .is_some_and(|rx| rx.handle == handle)
+        {
+            self.receiving = None;
+            self.abandoned.push(handle);
+            return abi::success_regs(&[]);
+        }
+        match self.shares.remove(&handle) {
+            Some(_) => abi::success_regs(&[]),
+            None => abi::error_regs(FfaError::InvalidParameters),
+        }
     }
 
     fn partition_info(&mut self, r: &Regs) -> Regs {
@@ -152,6 +311,11 @@ impl Model {
 impl ProxyEnv for Model {
     fn spmc_call(&mut self, r: &Regs) -> Regs {
         self.calls.push(*r);
+        if self.no_ffa {
+            let mut out = [0; 18];
+            out[0] = u64::MAX;
+            return out;
+        }
         let f = abi::FfaFunction::decode(r[0] as u32).unwrap();
         let v11 = self.version >= FfaVersion::V1_1;
         let v12 = self.version >= FfaVersion::V1_2;
@@ -164,7 +328,7 @@ impl ProxyEnv for Model {
             (num::ID_GET, false) => abi::success_regs(&[0]),
             (num::SPM_ID_GET, false) if v11 => abi::success_regs(&[0x8000]),
             (num::FEATURES, false) => match r[1] as u32 {
-                abi::FFA_RXTX_MAP_64 => abi::success_regs(&[0]),
+                abi::FFA_RXTX_MAP_64 => abi::success_regs(&[self.buffer_rule.granule as u64]),
                 0x8400_007d if v11 => abi::success_regs(&[0]),
                 2 if v11 => abi::success_regs(&[8]),
                 abi::FFA_MSG_SEND_DIRECT_REQ2 | abi::FFA_PARTITION_INFO_GET_REGS if v12 => {
@@ -174,6 +338,12 @@ impl ProxyEnv for Model {
             },
             (num::RXTX_MAP, true) => {
                 assert_eq!((r[1], r[2]), (WARDEN_TX, WARDEN_RX), "warden's own pair");
+                if self.mapped {
+                    return abi::error_regs(FfaError::Denied);
+                }
+                if r[3] == 0 || r[3] > self.buffer_rule.max_pages {
+                    return abi::error_regs(FfaError::NoMemory);
+                }
                 self.mapped = true;
                 self.own_pages = r[3] as usize;
                 self.own_tx = vec![0; 4096 * self.own_pages];
@@ -196,7 +366,7 @@ impl ProxyEnv for Model {
                 for i in 3..8 {
                     out[i] = r[i] + 1;
                 }
-                out
+                with_leftovers(out)
             }
             (num::MSG_SEND_DIRECT_REQ2, true) if v12 => {
                 let mut out = *r;
@@ -216,33 +386,34 @@ impl ProxyEnv for Model {
             }
             (num::MEM_SHARE | num::MEM_LEND, _) => {
                 assert_eq!((r[3], r[4]), (0, 0), "descriptor in warden's TX buffer");
-                // Like OP-TEE's SPMC: the whole descriptor must fit in the buffer.
-                if self.whole_in_buffer && r[1] as usize > 4096 * self.own_pages {
-                    return abi::error_regs(FfaError::InvalidParameters);
-                }
-                self.receiving = Some((r[1] as usize, Vec::new()));
-                self.mem_fragment(r[2] as usize)
+                self.mem_start(r[1] as usize, r[2] as usize)
             }
-            (num::MEM_FRAG_TX, false) => self.mem_fragment(r[3] as usize),
-            (num::MEM_RECLAIM, false) => {
-                let h = r[1] | r[2] << 32;
-                if self.receiving.take().is_some() {
-                    return abi::success_regs(&[]);
-                }
-                match self.shares.remove(&h) {
-                    Some(_) => abi::success_regs(&[]),
-                    None => abi::error_regs(FfaError::InvalidParameters),
-                }
-            }
+            (num::MEM_FRAG_TX, false) => self.mem_frag_tx(r[1] | r[2] << 32, r[3] as usize),
+            (num::MEM_RECLAIM, false) => self.mem_reclaim(r[1] | r[2] << 32),
             (num::NOTIFICATION_BITMAP_CREATE..=num::NOTIFICATION_GET, false) if v11 => {
-                abi::success_regs(&[])
+                with_leftovers(abi::success_regs(&[]))
             }
-            (num::NOTIFICATION_INFO_GET, _) if v11 => abi::error_regs(FfaError::NoData),
-            (num::RUN, false) => {
+            (num::NOTIFICATION_INFO_GET, is_64) if v11 => match self.notification_info {
+                Some(list) => {
+                    let mut out = abi::success_regs(&[]);
+                    out[0] = if is_64 {
+                        abi::FFA_SUCCESS_64
+                    } else {
+                        abi::FFA_SUCCESS_32
+                    } as u64;
+                    let mask = if is_64 { u64::MAX } else { u32::MAX as u64 };
+                    for (o, w) in out[2..8].iter_mut().zip(list) {
+                        *o = w & mask;
+                    }
+                    with_leftovers(out)
+                }
+                None => with_leftovers(abi::error_regs(FfaError::NoData)),
+            },
+            (num::RUN, false) => self.run_reply.unwrap_or_else(|| {
                 let mut out = [0; 18];
                 out[0] = abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64;
-                out
-            }
+                with_leftovers(out)
+            }),
             _ => abi::error_regs(FfaError::NotSupported),
         }
     }

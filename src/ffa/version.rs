@@ -15,6 +15,8 @@
 //!   host (such as FFA_INTERRUPT in a reply) does.
 //! - A host that makes another FF-A call before any FFA_VERSION is served as v1.0, the
 //!   version that predates negotiation, and that fixes its version at v1.0.
+//! - Once the host lets go of everything it holds through warden, its version is open
+//!   again as at boot, for the next kernel (`lifecycle.rs`, README "Host lifecycle").
 
 use core::fmt;
 
@@ -84,6 +86,13 @@ impl Negotiation {
         *self.negotiated.get_or_insert(FfaVersion::V1_0)
     }
 
+    /// The host holds nothing any more: the next FFA_VERSION may choose again, as at boot.
+    /// The version in force stays until then, so a call before it is served as before and
+    /// fixes that version again.
+    pub fn reopen(&mut self) {
+        self.locked = false;
+    }
+
     pub fn current(&self) -> Option<FfaVersion> {
         self.negotiated
     }
@@ -135,6 +144,23 @@ mod tests {
             "serves as 1.2, the locked version"
         );
         assert_eq!(n.current(), Some(FfaVersion::V1_2));
+    }
+
+    #[test]
+    fn reopened_negotiation_is_the_boot_rule_again() {
+        let mut n = Negotiation::default();
+        n.request(V(1, 1));
+        assert_eq!(n.lock(), FfaVersion::V1_1);
+        n.reopen();
+        // The next kernel chooses, and may change its mind until its first other call.
+        assert_eq!(n.request(V(1, 0)), V(1, 2));
+        assert_eq!(n.request(V(1, 2)), V(1, 2));
+        assert_eq!(n.lock(), FfaVersion::V1_2);
+        assert_eq!(n.request(V(1, 1)), VERSION_NOT_SUPPORTED);
+        // Reopened, but a call comes before any FFA_VERSION: the version in force stays.
+        n.reopen();
+        assert_eq!(n.lock(), FfaVersion::V1_2);
+        assert_eq!(n.request(V(1, 0)), VERSION_NOT_SUPPORTED);
     }
 
     #[test]

@@ -196,6 +196,16 @@ mod tests {
             fdt.find_node("/reserved-memory/optee_core@e100000")
                 .is_some()
         );
+        // The kernel module's command line and the initramfs reach /chosen (Xen's
+        // multiboot convention; arm64 booting.rst reads `linux,initrd-start`/`-end`).
+        let chosen = fdt.chosen();
+        assert_eq!(chosen.bootargs(), Some("ffa=1.0 quiet"));
+        let cell = |name: &str| {
+            let p = fdt.find_node("/chosen").unwrap().property(name).unwrap();
+            p.as_usize().unwrap() as u64
+        };
+        assert_eq!(cell("linux,initrd-start"), 0x4800_0000);
+        assert_eq!(cell("linux,initrd-end"), 0x4870_0000);
         // And so does everything warden reads.
         let info = crate::platform::dt::PlatformInfo::parse(&out).unwrap();
         assert_eq!(

@@ -67,7 +67,9 @@ mod dma_checks;
 mod el2_checks;
 mod ffa_checks;
 mod hostile;
+mod lifecycle_checks;
 mod mem_checks;
+mod register_checks;
 mod stress;
 
 /// FF-A reply function IDs, as x0 holds them (shared by the check modules).
@@ -132,7 +134,7 @@ fn current_el() -> u64 {
 /// The checks this host makes for its configuration, section by section, in the order they run.
 /// Each section's count comes from the code that runs it, so a check that is added, removed or
 /// silently skipped shows up as a section off its plan, and the verdict is FAIL.
-struct Plan([(&'static str, u32); 11]);
+struct Plan([(&'static str, u32); 13]);
 
 impl Plan {
     fn new(version: u32, cpus: usize, tree: &[u8], warden_word: Option<u64>) -> Plan {
@@ -147,6 +149,8 @@ impl Plan {
             ("el2", el2_checks::PLANNED),
             ("smp", smp_planned(cpus)),
             ("hostile", hostile::PLANNED),
+            ("registers", register_checks::planned(version)),
+            ("lifecycle", lifecycle_checks::PLANNED),
             ("accounting", 2),
         ])
     }
@@ -329,6 +333,19 @@ fn ffa_version_arg(args: &str) -> u32 {
     }
 }
 
+/// Where warden is linked and refuses to run anywhere else (TF-A's BL33 address, `linker.ld`).
+const WARDEN_LINK_ADDRESS: u64 = 0x6000_0000;
+
+/// Whether warden's `/reserved-memory` node carries `no-map`.
+fn reservation_is_no_map(blob: &[u8]) -> bool {
+    fdt::Fdt::new(blob).ok().is_some_and(|fdt| {
+        fdt.find_node("/reserved-memory").is_some_and(|rm| {
+            rm.children()
+                .any(|n| n.name.starts_with("warden@") && n.property("no-map").is_some())
+        })
+    })
+}
+
 fn warden_range(blob: &[u8]) -> Option<Range> {
     let fdt = fdt::Fdt::new(blob).ok()?;
     let node = fdt
@@ -486,10 +503,20 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         ),
         Some(w) => {
             say!("testhost: warden occupies {:#x}..{:#x}", w.start, w.end);
+            // The reservation must be one the host's kernel honours (`no-map`: never mapped,
+            // devicetree reserved-memory binding), page-aligned, and cover what this host
+            // knows to be warden's: its link address (TF-A's BL33 address, linker.ld) and the
+            // boot-timestamp word when the harness names it.
+            let no_map = reservation_is_no_map(&tree);
+            let covers = |a: u64| w.start <= a && a < w.end;
+            let aligned = w.start % 0x1000 == 0 && w.end % 0x1000 == 0;
             r.check(
                 "DT reserves warden's memory",
-                !w.is_empty(),
-                format_args!(""),
+                no_map && aligned && covers(WARDEN_LINK_ADDRESS) && warden_word.is_none_or(covers),
+                format_args!(
+                    "{:#x}..{:#x}, no-map {no_map}, word {warden_word:x?}",
+                    w.start, w.end
+                ),
             );
             for (addr, write) in [
                 (w.start, false),
@@ -550,6 +577,15 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
     hostile::run(&mut r, seed, warden_at, uart, &|| {
         hostile::correct_calls_work(0x8001)
     });
+
+    // Result registers past x7, per the host's version.
+    r.section("registers");
+    register_checks::run(&mut r, version);
+
+    // A second "boot" in this run: the host lets go of everything and comes back at
+    // another FF-A version (README "Host lifecycle").
+    r.section("lifecycle");
+    lifecycle_checks::run(&mut r, version);
 
     // warden's own account of this run: FF-A calls counted, and every memory handle the
     // host created has been reclaimed. warden prints the same counters at SYSTEM_OFF, and the

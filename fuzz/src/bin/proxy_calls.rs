@@ -1,35 +1,24 @@
 //! The whole proxy under a hostile host: any sequence of FF-A calls (any function ID,
 //! 32/64-bit, any arguments, any bytes in the TX buffer, so fragmented memory transactions
 //! and FFA_VERSION/FEATURES arguments included) against the SPMC model at v1.0, v1.1 or
-//! v1.2. Every answer must be a well-formed FF-A response, and warden's record of memory
-//! handles must always equal the SPMC's.
+//! v1.2. Every answer must be one FF-A allows for the function called
+//! (`warden::ffa::answers`), and warden's record of memory handles must always equal the
+//! SPMC's.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use warden::ffa::abi;
+use warden::ffa::abi::{self, FfaError};
+use warden::ffa::answers::well_formed;
 use warden::ffa::proxy::FfaProxy;
 use warden::ffa::proxy::ProxyEnv;
-use warden::ffa::spmc_model::{Model, WARDEN_RX, WARDEN_TX};
+use warden::ffa::spmc_model::{Fragment, Model, WARDEN_RX, WARDEN_TX};
 use warden::ffa::version::FfaVersion;
 
 const HOST_TX: u64 = 0x4000_0000;
 const HOST_RX: u64 = 0x4000_1000;
 
-fn well_formed(fid: u32, r: &[u64; 18]) -> bool {
-    if fid == abi::FFA_VERSION {
-        return r[0] == 0x1_0002 || r[0] == 0xffff_ffff;
-    }
-    match r[0] as u32 {
-        abi::FFA_ERROR => (-9..=-1).contains(&(r[2] as u32 as i32)),
-        abi::FFA_SUCCESS_32 | abi::FFA_SUCCESS_64 => true,
-        // FRAG_RX, direct and REQ2 responses, RUN results.
-        0x8400_007a | 0x8400_0070 | 0xc400_0070 | 0xc400_008e => true,
-        _ => false,
-    }
-}
-
 /// Functions worth aiming at (the rest of 0x60-0xff is reached through raw IDs).
-const FIDS: [u32; 16] = [
+const FIDS: [u32; 20] = [
     0x8400_0063,
     0x8400_0064,
     0x8400_0065,
@@ -37,6 +26,7 @@ const FIDS: [u32; 16] = [
     0x8400_0067,
     0x8400_0068,
     0x8400_0069,
+    0x8400_006d,
     0x8400_006f,
     0xc400_006f,
     0xc400_0072,
@@ -44,6 +34,9 @@ const FIDS: [u32; 16] = [
     0x8400_0073,
     0x8400_0077,
     0x8400_007b,
+    0x8400_007d,
+    0x8400_007e,
+    0xc400_0083,
     0xc400_008d,
     0x8400_0085,
 ];
@@ -53,7 +46,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let spmc = [FfaVersion::V1_0, FfaVersion::V1_1, FfaVersion::V1_2][(sel % 3) as usize];
-    let mut m = Model::new(spmc);
+    // The SPMC's variants: Hafnium's buffer rule (any length in fragments) besides
+    // OP-TEE's, and now and then an EL3 without FF-A.
+    let mut m = if sel & 0x3c == 0x3c {
+        Model::without_ffa()
+    } else {
+        Model::new(spmc)
+    };
+    m.buffer_rule.whole_descriptor = sel & 0x20 == 0;
     let p = FfaProxy::init(&mut m, WARDEN_TX, WARDEN_RX, 1 + u64::from(sel >> 6));
     // A host that has its buffers (most interesting paths need them); the input may
     // still unmap and remap them.
@@ -72,11 +72,15 @@ fuzz_target!(|data: &[u8]| {
         };
         rest = tail;
         let fid = if head[0] & 0x80 == 0 {
-            FIDS[(head[0] % 16) as usize]
+            FIDS[usize::from(head[0]) % FIDS.len()]
         } else {
-            0x8400_0060
-                | u32::from(head[0] & 0x7f) + 0x60 - 0x60
-                | if head[1] & 1 != 0 { 1 << 30 } else { 0 }
+            // Any number of the FF-A range, 0x60-0xff: 0x60 plus a byte modulo 0xa0.
+            let n = 0x60 + u32::from(head[1]) % 0xa0;
+            if head[0] & 1 != 0 {
+                abi::fid64(n)
+            } else {
+                abi::fid32(n)
+            }
         };
         let mut args = [0u64; 5];
         for (i, a) in args.iter_mut().enumerate() {
@@ -95,6 +99,14 @@ fuzz_target!(|data: &[u8]| {
             rest = tail;
             m.write_host(HOST_TX, bytes);
         }
+        // head[2] bits 5-7: make this call's memory transaction fail at the SPMC, at the
+        // first, the second or the last fragment.
+        m.fail_at = match head[2] >> 5 {
+            5 => Some((Fragment::Nth(0), FfaError::NoMemory)),
+            6 => Some((Fragment::Nth(1), FfaError::Aborted)),
+            7 => Some((Fragment::Last, FfaError::InvalidParameters)),
+            _ => None,
+        };
         let r = p.handle(&abi::call_regs(fid, &args), &mut m);
         assert!(
             well_formed(fid, &r.regs),
@@ -105,6 +117,11 @@ fuzz_target!(|data: &[u8]| {
             p.live_handles(),
             m.shares.len(),
             "warden and the SPMC agree on handles"
+        );
+        assert_eq!(
+            m.in_progress(),
+            None,
+            "warden leaves no half-sent transaction at the SPMC"
         );
     }
 });

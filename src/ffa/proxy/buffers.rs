@@ -66,7 +66,10 @@ impl FfaProxy {
         memory.pending = None;
         memory.ownership.release(PageState::Mailbox);
         *slot = None;
+        drop(memory);
+        drop(slot);
         info!("FF-A: host unmapped its RX/TX buffers");
+        self.reopen_if_nothing_held();
         Ok(success(&[]))
     }
 

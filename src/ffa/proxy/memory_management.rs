@@ -296,6 +296,7 @@ impl FfaProxy {
         memory.ownership.release(state);
         drop(memory);
         info!("FF-A: host reclaimed handle {handle:#x}");
+        self.reopen_if_nothing_held();
         Ok(success(&[]))
     }
 }

@@ -10,9 +10,12 @@
 //! This module holds the dispatcher and the one table (`SERVED`) that says which functions
 //! warden serves; the dispatcher and FFA_FEATURES both read it, so they cannot disagree.
 
+use log::info;
 use spin::Mutex;
 
 use super::abi::{self, FfaError, FfaFunction, Regs, num};
+use super::answers;
+use super::lifecycle::Holdings;
 use super::mailbox::HostMailbox;
 use super::memory::MemOp;
 use super::version::{FfaVersion, Negotiation, VERSION_NOT_SUPPORTED};
@@ -177,13 +180,19 @@ impl FfaProxy {
         let Some(spmc) = self.spmc.as_ref().filter(|_| self.serves(f, version)) else {
             return error(FfaError::NotSupported);
         };
-        // What the SPMC answers goes back whole to a v1.2 host (SMCCC v1.2 x0-x17).
+        // Calls whose results end at x7 (direct requests, RUN, notifications): a v1.2 host
+        // (SMCCC v1.2, x0-x17 results) gets zeros past x7, never what EL3 left there, unless
+        // the answer is a DIRECT_RESP2 that RUN completed; an earlier host keeps its own
+        // x8-x17 (README "Result registers").
         let forwarded = |regs: Regs| {
-            if version >= FfaVersion::V1_2 {
-                Reply::wide(regs)
-            } else {
-                Reply::ffa(regs)
+            if version < FfaVersion::V1_2 {
+                return Reply::ffa(regs);
             }
+            if answers::carries_x8_to_x17(regs[0]) {
+                return Reply::wide(regs);
+            }
+            let [x0, x1, x2, x3, x4, x5, x6, x7, ..] = regs;
+            Reply::wide([x0, x1, x2, x3, x4, x5, x6, x7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
         };
         let result = match f.num {
             num::FEATURES => self.features(regs, version, spmc),
@@ -206,11 +215,51 @@ impl FfaProxy {
             num::MEM_LEND => self.mem_send(MemOp::Lend, f.is_64, regs, version, env),
             num::MEM_FRAG_TX => self.mem_frag_tx(regs, version, env),
             num::MEM_RECLAIM => self.mem_reclaim(regs, env),
+            // One of the three calls by which the host lets go of something (with
+            // RXTX_UNMAP and MEM_RECLAIM): when it succeeds, the host may hold nothing any
+            // more (README "Host lifecycle").
+            num::NOTIFICATION_BITMAP_DESTROY => self
+                .notification(f, regs, spmc, env)
+                .inspect(|r| {
+                    if abi::expect_success(r).is_ok() {
+                        self.reopen_if_nothing_held();
+                    }
+                })
+                .map(forwarded),
             num::NOTIFICATION_BITMAP_CREATE..=num::NOTIFICATION_INFO_GET => {
                 self.notification(f, regs, spmc, env).map(forwarded)
             }
             _ => Err(FfaError::NotSupported),
         };
         result.unwrap_or_else(error)
+    }
+
+    /// README "Host lifecycle": when the host has let go of the last thing it held through
+    /// warden (after a successful RXTX_UNMAP, MEM_RECLAIM or NOTIFICATION_BITMAP_DESTROY),
+    /// its FF-A version is open again for the next kernel. Decided under the locks that
+    /// guard each holding, in their order; called with none of them held.
+    pub(super) fn reopen_if_nothing_held(&self) {
+        let reopened = {
+            let mailbox = self.mailbox.lock();
+            // The common case, a running kernel's reclaim: its buffers are still mapped.
+            if mailbox.is_some() {
+                return;
+            }
+            let memory = self.memory.lock();
+            let held = Holdings {
+                buffers: mailbox.is_some(),
+                handles: memory.handles.len(),
+                sending: memory.pending.is_some(),
+                notification_bitmap: self.bitmap.lock().is_some(),
+            };
+            if held.nothing() {
+                self.negotiation.lock().reopen();
+            }
+            held.nothing()
+        };
+        // Logged with no lock held (the console may be slow).
+        if reopened {
+            info!("FF-A: the host holds nothing; its FF-A version is open again");
+        }
     }
 }

@@ -306,10 +306,20 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
             format_args!("{uuid:02x?}"),
         );
     } else {
+        // Every 8-byte slot holds a secure partition (ID bit 15, at least one execution
+        // context), and the 16 bytes after the last slot are untouched: 24-byte descriptors
+        // would put a UUID at offset 8 of the first one.
+        let count = (p[2] as usize).min(buf.len() / 8 - 2);
+        let slot_ok = |i: usize| {
+            let id = u16::from_le_bytes([buf[8 * i], buf[8 * i + 1]]);
+            let contexts = u16::from_le_bytes([buf[8 * i + 2], buf[8 * i + 3]]);
+            id & 0x8000 != 0 && contexts > 0
+        };
+        let tail = &buf[8 * count..8 * count + 16];
         r.check(
             "v1.0 descriptors are 8 bytes",
-            buf[8..24].iter().all(|&b| b == 0) || p[2] > 1,
-            format_args!("{:02x?}", &buf[8..24]),
+            count > 0 && (0..count).all(slot_ok) && tail.iter().all(|&b| b == 0),
+            format_args!("count {count}: {:02x?}", &buf[..8 * count + 16]),
         );
     }
     expect_error(

@@ -1,20 +1,21 @@
 //! The hostile host: every function ID of the FF-A range, 32- and 64-bit, with edge-case
-//! and seeded random arguments. Every answer must be a well-formed FF-A response, warden
-//! must keep serving correct calls after every batch, and warden's counters must match
-//! what this host did.
+//! and seeded random arguments. Every answer must be one FF-A allows for the function called
+//! (`warden::ffa::answers`: a buffer call never gets a DIRECT_RESP, a call a host may not
+//! make gets only NOT_SUPPORTED), warden must keep serving correct calls after every batch,
+//! and warden's counters must match what this host did.
 
-use super::{FFA_ERROR, FFA_SUCCESS_32, Report, smc};
+use warden::ffa::answers::well_formed;
 
-const FFA_SUCCESS_64: u64 = 0xc400_0061;
-const FFA_INTERRUPT: u64 = 0x8400_0062;
-const FFA_YIELD: u64 = 0x8400_006c;
-const FFA_DIRECT_RESP_32: u64 = 0x8400_0070;
-const FFA_DIRECT_RESP_64: u64 = 0xc400_0070;
-const FFA_MEM_FRAG_RX: u64 = 0x8400_007a;
-const FFA_DIRECT_RESP2: u64 = 0xc400_008e;
-const FFA_VERSION: u32 = 0x8400_0063;
-const FFA_ID_GET: u32 = 0x8400_0069;
-const FFA_RXTX_UNMAP: u32 = 0x8400_0067;
+use super::{FFA_SUCCESS_32, Report, smc};
+
+use warden::ffa::abi::{self, num};
+
+const FFA_ID_GET: u32 = abi::FFA_ID_GET;
+const FFA_RXTX_UNMAP: u32 = abi::fid32(num::RXTX_UNMAP);
+const FFA_DIRECT_REQ_32: u32 = abi::fid32(num::MSG_SEND_DIRECT_REQ);
+const FFA_DIRECT_RESP_32: u64 = abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64;
+const FFA_MEM_FRAG_RX: u64 = abi::fid32(num::MEM_FRAG_RX) as u64;
+const FFA_MEM_RECLAIM: u32 = abi::fid32(num::MEM_RECLAIM);
 const WARDEN_COUNTERS: u32 = 0x8600_0001;
 
 /// xorshift64*: small, seeded, reproducible.
@@ -26,19 +27,6 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-/// Whether `r` is a response FF-A allows for a call of `fid`.
-fn well_formed(fid: u32, r: &[u64; 18]) -> bool {
-    if fid == FFA_VERSION {
-        return r[0] == 0x1_0002 || r[0] == 0xffff_ffff;
-    }
-    match r[0] {
-        FFA_ERROR => (-9..=-1).contains(&(r[2] as u32 as i32)) && r[1] == 0,
-        FFA_SUCCESS_32 | FFA_SUCCESS_64 | FFA_MEM_FRAG_RX | FFA_INTERRUPT | FFA_YIELD => true,
-        FFA_DIRECT_RESP_32 | FFA_DIRECT_RESP_64 | FFA_DIRECT_RESP2 => true,
-        _ => false,
     }
 }
 
@@ -71,6 +59,7 @@ pub fn run(
     let mut malformed = 0u64;
     let mut first_bad = None;
     let mut batches_ok = 0u64;
+    let mut given_up = 0u64;
     for n in 0x60u32..=0xff {
         for fid in [0x8400_0000 | n, 0xc400_0000 | n] {
             for variant in 0..6 {
@@ -93,6 +82,25 @@ pub fn run(
                     malformed += 1;
                     first_bad.get_or_insert((fid, out[0], out[2]));
                 }
+                // A memory transaction the random arguments happened to start (FRAG_RX:
+                // warden waits for the next fragment) or complete (SUCCESS with a handle)
+                // is given up as a host would, so that this host holds nothing it does not
+                // know of (the lifecycle section lets go of everything it holds).
+                let memory_call = matches!(n, num::MEM_LEND | num::MEM_SHARE | num::MEM_FRAG_TX);
+                if memory_call && (out[0] == FFA_MEM_FRAG_RX || out[0] == FFA_SUCCESS_32) {
+                    let (lo, hi) = if out[0] == FFA_MEM_FRAG_RX {
+                        (out[1], out[2])
+                    } else {
+                        (out[2], out[3])
+                    };
+                    let g = smc(FFA_MEM_RECLAIM, &[lo, hi, 0]);
+                    given_up += 1;
+                    say!(
+                        "testhost: hostile suite: {fid:#x} started a transaction ({:#x}); reclaim {:#x}",
+                        out[0],
+                        g[0]
+                    );
+                }
             }
         }
         // After every function number's batch: correct calls still work.
@@ -102,7 +110,7 @@ pub fn run(
     }
     let after = smccc::hvc64(WARDEN_COUNTERS, [0; 17])[1];
     say!(
-        "testhost: hostile suite seed {seed:#x}: {calls} calls, {malformed} malformed answers, {batches_ok}/160 batches followed by correct calls"
+        "testhost: hostile suite seed {seed:#x}: {calls} calls, {malformed} malformed answers, {batches_ok}/160 batches followed by correct calls, {given_up} transaction(s) given up"
     );
     r.check(
         "every hostile call got a well-formed FF-A answer",
@@ -114,8 +122,9 @@ pub fn run(
         batches_ok == 160,
         format_args!("{batches_ok}"),
     );
-    // The correct calls between batches are FF-A calls too: 2 per batch.
-    let expected = calls + 2 * 160;
+    // The correct calls between batches are FF-A calls too: 2 per batch; and the reclaims of
+    // transactions given up.
+    let expected = calls + given_up + 2 * 160;
     r.check(
         "warden counted exactly the calls this host made",
         after - before == expected,
@@ -127,6 +136,6 @@ pub fn run(
 /// The correct calls made between batches (two FF-A calls, as `run` counts them).
 pub fn correct_calls_work(optee: u64) -> bool {
     let id = smc(FFA_ID_GET, &[]);
-    let d = smc(0x8400_006f, &[optee, 0, 0]);
+    let d = smc(FFA_DIRECT_REQ_32, &[optee, 0, 0]);
     id[0] == FFA_SUCCESS_32 && d[0] == FFA_DIRECT_RESP_32 && d[3] == 1
 }

@@ -49,7 +49,7 @@ fn lend_unmaps_until_reclaim() {
 fn hundreds_of_constituents_in_fragments_both_ways() {
     for hv in [V1_0, V1_2] {
         let (p, mut m) = setup_pages(FfaVersion::V1_2, 1);
-        m.whole_in_buffer = false;
+        m.buffer_rule.whole_descriptor = false;
         p.handle(&call(abi::FFA_VERSION, &[hv]), &mut m);
         assert!(is_success(
             &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
@@ -210,7 +210,7 @@ fn an_spmc_refusal_rolls_everything_back() {
     let (p, mut m) = host(FfaVersion::V1_2, V1_1);
     let mut desc = linux_share(&[(0x4003_0000, 4)], FfaVersion::V1_1);
     desc[2] = 0;
-    m.fail_next = Some(FfaError::NoMemory);
+    m.fail_at = Some((Fragment::Last, FfaError::NoMemory));
     assert!(is_error(
         &send(&p, &mut m, MEM_LEND_32, &desc),
         FfaError::NoMemory
@@ -219,15 +219,6 @@ fn an_spmc_refusal_rolls_everything_back() {
     assert_eq!(p.live_handles(), 0);
     let h = handle_of(&send(&p, &mut m, MEM_LEND_32, &desc));
     assert!(is_success(&reclaim(&p, &mut m, h)));
-    // Also when it fails half way through a fragmented send.
-    let cs: Vec<(u64, u32)> = (0..600).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
-    let big = linux_share(&cs, FfaVersion::V1_1);
-    m.fail_next = Some(FfaError::Aborted);
-    assert!(is_error(
-        &send(&p, &mut m, MEM_SHARE_64, &big),
-        FfaError::Aborted
-    ));
-    handle_of(&send(&p, &mut m, MEM_SHARE_64, &big));
 }
 
 #[test]
@@ -398,7 +389,7 @@ fn an_unexpected_answer_to_the_first_fragment_is_reclaimed() {
     let early_success: Tamper = |a| abi::success_regs(&[a[1], a[2]]);
     for tamper in [wrong_offset, early_success] {
         let (p, mut m) = setup_pages(FfaVersion::V1_2, 1);
-        m.whole_in_buffer = false;
+        m.buffer_rule.whole_descriptor = false;
         p.handle(&call(abi::FFA_VERSION, &[V1_2]), &mut m);
         p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m);
         // Larger than warden's one-page buffer: warden sends it in fragments.
@@ -430,4 +421,175 @@ fn an_unexpected_answer_to_the_first_fragment_is_reclaimed() {
         let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
         assert!(is_success(&reclaim(&p, &mut m, h)));
     }
+}
+
+// ---- Against an SPMC that fails half way, loses handles or has other buffer rules ----
+
+/// A v1.1 host with its buffers, against a v1.2 SPMC model with `rule`, warden's own
+/// buffers `pages` long.
+fn host_with(rule: BufferRule, pages: u64) -> (FfaProxy, Model) {
+    let mut m = Model::new(FfaVersion::V1_2);
+    m.buffer_rule = rule;
+    let p = FfaProxy::init(&mut m, WARDEN_TX, WARDEN_RX, pages);
+    assert_eq!(
+        p.handle(&call(abi::FFA_VERSION, &[V1_1]), &mut m).regs[0],
+        0x1_0002
+    );
+    assert!(is_success(&p.handle(
+        &call(abi::FFA_RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]),
+        &mut m
+    )));
+    (p, m)
+}
+
+/// 600 one-page constituents: about 9.7 KiB in the v1.2 layout, three fragments of warden's
+/// one-page buffer.
+fn big(op_lend: bool) -> Vec<u8> {
+    let cs: Vec<(u64, u32)> = (0..600).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let mut d = linux_share(&cs, FfaVersion::V1_1);
+    if op_lend {
+        d[2] = 0; // Linux leaves attributes to the borrower on lend.
+    }
+    d
+}
+
+const ANY_LENGTH: BufferRule = BufferRule {
+    whole_descriptor: false,
+    ..BufferRule::OPTEE
+};
+
+#[test]
+fn an_spmc_that_fails_mid_stream_gets_the_transaction_reclaimed() {
+    for (at, lend) in [
+        (Fragment::Nth(0), false),
+        (Fragment::Nth(1), false),
+        (Fragment::Nth(1), true),
+        (Fragment::Last, true),
+    ] {
+        let (p, mut m) = host_with(ANY_LENGTH, 1);
+        let desc = big(lend);
+        let fid = if lend { MEM_LEND_32 } else { MEM_SHARE_64 };
+        m.fail_at = Some((at, FfaError::Aborted));
+        let before = m.fragments_seen;
+        let r = send(&p, &mut m, fid, &desc);
+        assert!(is_error(&r, FfaError::Aborted), "{at:?}: {r:x?}");
+        assert!(m.fail_at.is_none(), "{at:?}: the failure was injected");
+        let sent = m.fragments_seen - before;
+        // The SPMC holds nothing half-received: what it gave a handle for, warden reclaimed.
+        assert_eq!(m.in_progress(), None, "{at:?}");
+        assert_eq!(
+            m.abandoned.len(),
+            usize::from(at != Fragment::Nth(0)),
+            "{at:?}"
+        );
+        if let Some(&h) = m.abandoned.first() {
+            let reclaims: Vec<&Regs> = m
+                .calls
+                .iter()
+                .filter(|c| c[0] as u32 == MEM_RECLAIM)
+                .collect();
+            assert_eq!(reclaims.len(), 1, "{at:?}");
+            assert_eq!(reclaims[0][1] | reclaims[0][2] << 32, h);
+        }
+        match at {
+            Fragment::Nth(k) => assert_eq!(sent, k + 1, "{at:?}: stopped at the failure"),
+            Fragment::Last => assert_eq!(sent, 3, "{at:?}"),
+        }
+        // Nothing changed hands: no handle, the lend's pages are mapped again, and the same
+        // pages can be sent again.
+        assert_eq!(p.live_handles(), 0);
+        assert!(m.unmapped.is_empty(), "{at:?}");
+        assert!(m.shares.is_empty());
+        let h = handle_of(&send(&p, &mut m, fid, &desc));
+        assert!(is_success(&reclaim(&p, &mut m, h)));
+    }
+}
+
+#[test]
+fn reclaims_of_handles_the_host_does_not_hold_change_nothing() {
+    let (p, mut m) = host_with(ANY_LENGTH, 1);
+    let mut one = linux_share(&[(0x4800_0000, 1)], FfaVersion::V1_1);
+    one[2] = 0;
+    let h = handle_of(&send(&p, &mut m, MEM_LEND_32, &one));
+    // A fragmented send in progress, with its hypervisor-allocated handle.
+    let desc = big(false);
+    m.write_host(HOST_TX, &desc[..4096]);
+    let r = p.handle(
+        &call(MEM_SHARE_64, &[desc.len() as u64, 4096, 0, 0]),
+        &mut m,
+    );
+    assert_eq!(r.regs[0], MEM_FRAG_RX);
+    let pending = r.regs[1] | r.regs[2] << 32;
+    let calls = m.calls.len();
+    for bad in [
+        h + 1,
+        h | 1 << 32,
+        pending ^ 1,
+        pending & !(1 << 63),
+        0,
+        u64::MAX,
+    ] {
+        assert!(
+            is_error(&reclaim(&p, &mut m, bad), FfaError::InvalidParameters),
+            "{bad:#x}"
+        );
+    }
+    assert_eq!(m.calls.len(), calls, "no bad reclaim reaches the SPMC");
+    assert_eq!(m.unmapped, [Range::new(0x4800_0000, 0x4800_1000)]);
+    // The pending send goes on and completes.
+    let mut sent = 4096;
+    let mut r = r;
+    while r.regs[0] == MEM_FRAG_RX {
+        let n = (desc.len() - sent).min(4096);
+        m.write_host(HOST_TX, &desc[sent..sent + n]);
+        r = p.handle(
+            &call(MEM_FRAG_TX, &[r.regs[1], r.regs[2], n as u64, 0]),
+            &mut m,
+        );
+        sent += n;
+    }
+    let h2 = handle_of(&r);
+    assert!(is_success(&reclaim(&p, &mut m, h2)));
+    // An SPMC that refuses a reclaim keeps the pages lent: ownership returns only when it
+    // agrees (here it has lost the handle).
+    m.shares.remove(&h);
+    assert!(is_error(
+        &reclaim(&p, &mut m, h),
+        FfaError::InvalidParameters
+    ));
+    assert_eq!(p.live_handles(), 1, "warden keeps its record");
+    assert_eq!(m.unmapped, [Range::new(0x4800_0000, 0x4800_1000)]);
+}
+
+#[test]
+fn spmc_buffer_rules_for_warden_s_buffers_and_descriptors() {
+    // An SPMC that maps fewer pages than warden has: one page each.
+    let (p, mut m) = host_with(
+        BufferRule {
+            max_pages: 2,
+            ..BufferRule::OPTEE
+        },
+        4,
+    );
+    assert_eq!(p.spmc().unwrap().own_buffer_pages, 1);
+    // With OP-TEE's rule a descriptor larger than that page is refused whole, and nothing
+    // stays behind; below it, it goes through.
+    assert!(is_error(
+        &send(&p, &mut m, MEM_SHARE_64, &big(false)),
+        FfaError::InvalidParameters
+    ));
+    assert_eq!((p.live_handles(), m.in_progress()), (0, None));
+    let cs: Vec<(u64, u32)> = (0..100).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let h = handle_of(&send(
+        &p,
+        &mut m,
+        MEM_SHARE_64,
+        &linux_share(&cs, FfaVersion::V1_1),
+    ));
+    assert!(is_success(&reclaim(&p, &mut m, h)));
+    // Without that rule the same large descriptor goes through in fragments.
+    let (p, mut m) = host_with(ANY_LENGTH, 1);
+    let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &big(false)));
+    assert!(m.fragments_seen >= 3);
+    assert!(is_success(&reclaim(&p, &mut m, h)));
 }

@@ -131,3 +131,41 @@ fn run_checks_the_vcpu_id() {
         );
     }
 }
+
+#[test]
+fn v1_2_hosts_get_zeros_past_x7_from_direct_requests_and_run() {
+    let run = abi::fid32(num::RUN);
+    let calls = [
+        call(DIRECT_REQ_32, &[0x8001, 0, 1]),
+        call(DIRECT_REQ_64, &[0x8001, 0, 1]),
+        call(run, &[0x8001_0000]),
+    ];
+    // The model's EL3 leaves its own values in x8-x17 of these answers.
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    for c in calls {
+        let r = p.handle(&c, &mut m);
+        assert_eq!(r.count, 18, "{:#x}", c[0]);
+        assert!(r.regs[..8].iter().any(|&x| x != 0), "{:#x}: answered", c[0]);
+        assert_eq!(
+            r.regs[8..],
+            [0; 10],
+            "{:#x}: nothing of EL3's past x7",
+            c[0]
+        );
+    }
+    // Earlier hosts: x0-x7 only, their own x8-x17 stay.
+    for host_v in [V1_0, V1_1] {
+        let (p, mut m) = host(FfaVersion::V1_2, host_v);
+        for c in calls {
+            assert_eq!(p.handle(&c, &mut m).count, 8, "{:#x}", c[0]);
+        }
+    }
+    // RUN that completes a resumed DIRECT_REQ2 carries its payload in x4-x17.
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    let mut resp2 = [0x4444u64; 18];
+    resp2[0] = abi::fid64(num::MSG_SEND_DIRECT_RESP2) as u64;
+    resp2[1] = 0x8001 << 16;
+    m.run_reply = Some(resp2);
+    let r = p.handle(&call(run, &[0x8001_0000]), &mut m);
+    assert_eq!((r.count, r.regs), (18, resp2));
+}

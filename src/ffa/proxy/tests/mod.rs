@@ -2,6 +2,7 @@
 //! chapter as the proxy itself; the shared helpers are here.
 
 mod buffers;
+mod lifecycle;
 mod memory_management;
 mod messaging;
 mod notifications;
@@ -9,7 +10,7 @@ mod setup;
 
 use std::vec::Vec;
 
-use super::{FfaProxy, ProxyEnv, RECEIVED, Reply};
+use super::{FfaProxy, ProxyEnv, Reply};
 use crate::ffa::abi::{self, FfaError, Regs, num};
 use crate::ffa::mailbox;
 use crate::ffa::partition::PartitionInfo;

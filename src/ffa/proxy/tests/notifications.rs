@@ -123,3 +123,36 @@ fn notification_get_checks_the_vcpu_id() {
     assert_eq!(m.calls.len(), before);
     assert!(is_success(&p.handle(&call(get, &[1 << 16, 1]), &mut m)));
 }
+
+#[test]
+fn notification_info_get_64_gives_every_version_its_whole_id_list() {
+    // Five lists of an endpoint and three vCPU IDs each: 20 IDs, the most x3-x7 hold
+    // (DEN0077A v1.2 §13.24: x2[11:7] list count, two bits per list from x2[12]).
+    let counts: u64 = (0..5).map(|i| 3 << (2 * i)).sum();
+    let flags = 5 << 7 | counts << 12;
+    let ids = |base: u64| base | (base + 1) << 16 | (base + 2) << 32 | (base + 3) << 48;
+    let list = [flags, ids(0), ids(4), ids(8), ids(12), ids(16)];
+    let info64 = abi::fid64(num::NOTIFICATION_INFO_GET);
+    let info32 = abi::fid32(num::NOTIFICATION_INFO_GET);
+    for (host_v, count) in [(V1_1, 8), (V1_2, 18)] {
+        let (p, mut m) = host(FfaVersion::V1_2, host_v);
+        m.notification_info = Some(list);
+        let r = p.handle(&call(info64, &[]), &mut m);
+        assert_eq!(r.regs[0], abi::FFA_SUCCESS_64 as u64);
+        assert_eq!(r.regs[2..8], list, "host {host_v:#x}: every ID");
+        // x0-x7 for v1.1 (its own x8-x17 stay), and zeros past x7 for v1.2.
+        assert_eq!(r.count, count, "host {host_v:#x}");
+        if count == 18 {
+            assert_eq!(r.regs[8..], [0; 10], "nothing of EL3's past x7");
+        }
+        // The 32-bit call: ten IDs in w3-w7.
+        let r = p.handle(&call(info32, &[]), &mut m);
+        assert_eq!(r.regs[0], abi::FFA_SUCCESS_32 as u64);
+        assert_eq!(r.regs[3], ids(0) & 0xffff_ffff);
+    }
+    // GET at v1.2: the bitmaps in w2-w7, zeros past x7.
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    let r = p.handle(&call(abi::fid32(num::NOTIFICATION_GET), &[0, 0b11]), &mut m);
+    assert!(is_success(&r));
+    assert_eq!((r.count, r.regs[8..].to_vec()), (18, std::vec![0; 10]));
+}
