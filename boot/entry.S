@@ -79,24 +79,26 @@ _start:
     bl      warden_primary_main
     b       .Lpark
 
-// PSCI CPU_ON entry for secondaries: x0 = context ID = warden's CPU index.
+// PSCI CPU_ON / resume entry for secondaries: x0 = context ID = warden's CPU index in
+// bits [15:0] and the reason above (psci::warden_context), passed on whole to Rust.
 .global _secondary_start
 _secondary_start:
     msr     daifset, #0xf
+    ubfx    x1, x0, #0, #16
     ldr     x9, =MAX_CPUS
-    cmp     x0, x9
+    cmp     x1, x9
     b.hs    .Lpark
-    mov     x1, x0
     bl      .Lset_stack
     bl      warden_secondary_main
     b       .Lpark
 
-// sp = __stacks_start + (x1 + 1) * STACK_SIZE (both from linker.ld). Clobbers x9-x11.
+// sp = __stacks_start + (x1 + 1) * STACK_STRIDE (linker.ld: a guard page, then the stack,
+// per CPU). Clobbers x9-x11.
 .Lset_stack:
     adrp    x9, __stacks_start
     add     x9, x9, :lo12:__stacks_start
     add     x10, x1, #1
-    ldr     x11, =STACK_SIZE
+    ldr     x11, =STACK_STRIDE
     madd    x9, x10, x11, x9
     mov     sp, x9
     ret

@@ -35,6 +35,26 @@
     b       warden_restore_frame_and_eret
 .endm
 
+// A fault inside warden may be a stack overflow into the guard page below the stack, where
+// saving a frame would fault again: first move SP to the top of this CPU's own stack
+// (TPIDR_EL2 = warden's CPU index). Nothing returns from a fault, so whatever the stack
+// held is no longer needed. x0 and x1 are used for that and not reported.
+.macro fault_entry slot
+.balign 0x80
+    mrs     x0, tpidr_el2
+    add     x0, x0, #1
+    ldr     x1, =STACK_STRIDE
+    mul     x0, x0, x1
+    adrp    x1, __stacks_start
+    add     x1, x1, :lo12:__stacks_start
+    add     x0, x0, x1
+    mov     sp, x0
+    save_frame
+    mov     x0, sp
+    mov     x1, #\slot
+    bl      warden_el2_fault
+.endm
+
 .section .text.vectors, "ax"
 .balign 0x800
 .global warden_el2_vectors
@@ -45,10 +65,10 @@ warden_el2_vectors:
     vector_entry warden_el2_fault, 2
     vector_entry warden_el2_fault, 3
     // Current EL with SP_EL2: a fault inside warden.
-    vector_entry warden_el2_fault, 4
-    vector_entry warden_el2_fault, 5
-    vector_entry warden_el2_fault, 6
-    vector_entry warden_el2_fault, 7
+    fault_entry 4
+    fault_entry 5
+    fault_entry 6
+    fault_entry 7
     // Lower EL, AArch64: the host.
     vector_entry warden_host_trap, 8
     vector_entry warden_host_trap, 9

@@ -30,6 +30,8 @@ pub struct Counters {
     /// Host faults on its own memory during a lend's break-before-make, retried.
     pub bbm_retries: AtomicU64,
     pub hvc_calls: AtomicU64,
+    /// Data-cache set/way operations the host made (trapped by HCR_EL2.TSW).
+    pub set_way_ops: AtomicU64,
     /// DMA the SMMU blocked and recorded (event records drained).
     pub dma_faults: AtomicU64,
 }
@@ -45,6 +47,7 @@ impl Counters {
             host_permission_faults: AtomicU64::new(0),
             bbm_retries: AtomicU64::new(0),
             hvc_calls: AtomicU64::new(0),
+            set_way_ops: AtomicU64::new(0),
             dma_faults: AtomicU64::new(0),
         }
     }
@@ -78,6 +81,36 @@ impl Counters {
     }
 }
 
+/// A log line that a host can cause as often as it likes: the first `BURST` occurrences,
+/// then one in `EVERY`, so that a flooding host costs a few lines, and the count still
+/// shows how often it happened.
+pub struct RateLimit {
+    seen: AtomicU64,
+}
+
+impl RateLimit {
+    pub const BURST: u64 = 16;
+    pub const EVERY: u64 = 4096;
+
+    pub const fn new() -> Self {
+        Self {
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one occurrence; `Some(n)` (its number, from 1) if it should be logged.
+    pub fn allow(&self) -> Option<u64> {
+        let n = self.seen.fetch_add(1, Relaxed);
+        (n < Self::BURST || n.is_multiple_of(Self::EVERY)).then_some(n + 1)
+    }
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Default for Counters {
     fn default() -> Self {
         Self::new()
@@ -98,5 +131,14 @@ mod tests {
         assert_eq!(c.ffa_totals(), (3, 1));
         let v: std::vec::Vec<_> = c.ffa_by_function().collect();
         assert_eq!(v, [(0x63, 1, 0), (0x73, 2, 1)]);
+    }
+
+    #[test]
+    fn a_flood_is_logged_a_few_times() {
+        let limit = RateLimit::new();
+        let logged: std::vec::Vec<u64> = (0..10_000).filter_map(|_| limit.allow()).collect();
+        assert_eq!(logged.len(), 16 + 2);
+        assert_eq!(&logged[..2], &[1, 2]);
+        assert_eq!(&logged[16..], &[4097, 8193]);
     }
 }

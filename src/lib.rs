@@ -12,6 +12,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod counters;
+pub mod failure;
 pub mod ffa;
 pub mod hvc;
 pub mod platform;

@@ -66,6 +66,52 @@ pub const NOT_SUPPORTED: u64 = u64::MAX;
 
 pub const SMCCC_VERSION: u32 = 0x8000_0000;
 pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
+/// SoC ID (DEN0028 §7.4): a JEP106 code and revision in registers.
+pub const SMCCC_ARCH_SOC_ID: u32 = 0x8000_0002;
+/// CPU-erratum workarounds (DEN0028 §7.5-7.7): Spectre v2, Spectre v4 (SSBD), Spectre-BHB.
+pub const SMCCC_ARCH_WORKAROUND_1: u32 = 0x8000_8000;
+pub const SMCCC_ARCH_WORKAROUND_2: u32 = 0x8000_7fff;
+pub const SMCCC_ARCH_WORKAROUND_3: u32 = 0x8000_3fff;
+/// True Random Number Generator (Arm DEN0098): VERSION, FEATURES, GET_UUID, RND (SMC32 and
+/// SMC64).
+pub const TRNG_VERSION: u32 = 0x8400_0050;
+pub const TRNG_FEATURES: u32 = 0x8400_0051;
+pub const TRNG_GET_UUID: u32 = 0x8400_0052;
+pub const TRNG_RND32: u32 = 0x8400_0053;
+pub const TRNG_RND64: u32 = 0xc400_0053;
+
+/// The SMCCC calls, other than PSCI and FF-A, that warden relays to EL3: each takes and
+/// returns registers only, names no memory and no entry point, and means the same whoever
+/// calls it. Everything else is refused with NOT_SUPPORTED (README, "SMCCC allow-list").
+pub const RELAYED: [u32; 11] = [
+    SMCCC_VERSION,
+    SMCCC_ARCH_FEATURES,
+    SMCCC_ARCH_SOC_ID,
+    SMCCC_ARCH_WORKAROUND_1,
+    SMCCC_ARCH_WORKAROUND_2,
+    SMCCC_ARCH_WORKAROUND_3,
+    TRNG_VERSION,
+    TRNG_FEATURES,
+    TRNG_GET_UUID,
+    TRNG_RND32,
+    TRNG_RND64,
+];
+
+/// Whether warden relays `fid` (without its SVE hint) to EL3 as it is. The router asks
+/// only for the owners on the list, after PSCI and FF-A, so the FF-A path never scans it.
+pub fn is_relayed(fid: FunctionId) -> bool {
+    RELAYED.contains(&fid.0)
+}
+
+/// For SMCCC_ARCH_FEATURES and TRNG_FEATURES, whose x1 names another call: whether EL3 may
+/// be asked about it. Asking about a call warden refuses is answered NOT_SUPPORTED by
+/// warden, so that the host is never told a refused call exists.
+pub fn feature_query_allowed(fid: FunctionId, queried: u64) -> bool {
+    match fid.0 {
+        SMCCC_ARCH_FEATURES | TRNG_FEATURES => is_relayed(FunctionId(queried as u32)),
+        _ => true,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -89,5 +135,36 @@ mod tests {
             FunctionId(0x8401_0063).without_sve_hint(),
             FunctionId(0x8400_0063)
         );
+    }
+
+    #[test]
+    fn the_allow_list() {
+        for fid in RELAYED {
+            assert!(is_relayed(FunctionId(fid)), "{fid:#x}");
+        }
+        // SMCCC_ARCH_WORKAROUND_4 does not exist; an unknown arch call, SDEI, MM, DRTM,
+        // the errata ABI, TRNG_RND64 as SMC32 with bit 30 clear... are not on it.
+        for fid in [
+            0x8000_0003,
+            0x8000_00ff,
+            0xc400_0020,
+            0x8400_0040,
+            0xc400_0110,
+            0x8400_00f0,
+            0x8400_0054,
+        ] {
+            assert!(!is_relayed(FunctionId(fid)), "{fid:#x}");
+        }
+        let features = FunctionId(SMCCC_ARCH_FEATURES);
+        assert!(feature_query_allowed(
+            features,
+            SMCCC_ARCH_WORKAROUND_1 as u64
+        ));
+        assert!(!feature_query_allowed(features, 0x8000_00ff));
+        assert!(!feature_query_allowed(
+            FunctionId(TRNG_FEATURES),
+            0xc400_0020
+        ));
+        assert!(feature_query_allowed(FunctionId(TRNG_VERSION), 0xc400_0020));
     }
 }

@@ -69,10 +69,62 @@ pub struct InjectedException {
     pub spsr_el2: u64,
 }
 
+/// What PSTATE becomes on an exception taken to EL1, beyond the mode and DAIF: it depends
+/// on the host's SCTLR_EL1 and on which features the CPU has (DDI 0487 D1.10.2, "PSTATE on
+/// taking an exception to an Exception level").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct El1Entry {
+    pub sctlr_el1: u64,
+    /// FEAT_PAN (ID_AA64MMFR1_EL1.PAN != 0).
+    pub pan: bool,
+    /// FEAT_SSBS (ID_AA64PFR1_EL1.SSBS != 0).
+    pub ssbs: bool,
+    /// FEAT_MTE (ID_AA64PFR1_EL1.MTE != 0): PSTATE.TCO exists.
+    pub mte: bool,
+}
+
+// SPSR/PSTATE bits (DDI 0487 C5.2.19, SPSR_EL2 in AArch64).
+const PSTATE_SSBS: u64 = 1 << 12;
+const PSTATE_PAN: u64 = 1 << 22;
+const PSTATE_DIT: u64 = 1 << 24;
+const PSTATE_TCO: u64 = 1 << 25;
+// SCTLR_EL1 bits.
+const SCTLR_SPAN: u64 = 1 << 23;
+const SCTLR_DSSBS: u64 = 1 << 44;
+
+impl El1Entry {
+    /// PSTATE on entry to EL1h from an interrupted context whose PSTATE was `spsr`.
+    pub fn pstate(&self, spsr: u64) -> u64 {
+        // EL1h with D, A, I and F masked; BTYPE, SS, IL, UAO cleared.
+        let mut p = 0b1111 << 6 | 0b0101;
+        // DIT is kept (FEAT_DIT).
+        p |= spsr & PSTATE_DIT;
+        // PAN: set when SCTLR_EL1.SPAN is 0, else kept.
+        if self.pan && (self.sctlr_el1 & SCTLR_SPAN == 0 || spsr & PSTATE_PAN != 0) {
+            p |= PSTATE_PAN;
+        }
+        // SSBS: SCTLR_EL1.DSSBS.
+        if self.ssbs && self.sctlr_el1 & SCTLR_DSSBS != 0 {
+            p |= PSTATE_SSBS;
+        }
+        // TCO: set (tag checks off in the handler until it says otherwise).
+        if self.mte {
+            p |= PSTATE_TCO;
+        }
+        p
+    }
+}
+
 /// Computes how to deliver `kind` to the host as if the exception had been taken to EL1
 /// from the interrupted context (`elr`, `spsr`), with the host's vectors at `vbar_el1`.
 /// Mirrors the architectural exception entry to EL1 (DDI 0487 D1.10.2).
-pub fn inject(kind: Injection, elr: u64, spsr: u64, vbar_el1: u64) -> InjectedException {
+pub fn inject(
+    kind: Injection,
+    elr: u64,
+    spsr: u64,
+    vbar_el1: u64,
+    entry: &El1Entry,
+) -> InjectedException {
     let mode = spsr & 0xf;
     let from_el1 = mode == 0b0100 || mode == 0b0101;
     // Vector offset: current EL with SP_EL0 (0x000), current EL with SP_ELx (0x200),
@@ -99,9 +151,27 @@ pub fn inject(kind: Injection, elr: u64, spsr: u64, vbar_el1: u64) -> InjectedEx
         elr_el1: elr,
         spsr_el1: spsr,
         elr_el2: vbar_el1 + offset,
-        // EL1h with D, A, I and F masked, as on any exception entry to EL1.
-        spsr_el2: 0b1111 << 6 | 0b0101,
+        spsr_el2: entry.pstate(spsr),
     }
+}
+
+/// A data-cache maintenance instruction by set/way (DC ISW, DC CSW, DC CISW), trapped with
+/// HCR_EL2.TSW: EC 0x18 with Op0 1, Op1 0, CRn 7, Op2 2 and CRm 6, 10 or 14 (DDI 0487
+/// C5.3, "DC ISW"...; ISS encoding for EC 0x18: Op0 [21:20], Op2 [19:17], Op1 [16:14],
+/// CRn [13:10], Rt [9:5], CRm [4:1], direction [0]). Returns Rt.
+pub fn set_way_op(esr: u64) -> Option<u8> {
+    if (esr >> 26) & 0x3f != 0x18 {
+        return None;
+    }
+    let op0 = esr >> 20 & 3;
+    let op2 = esr >> 17 & 7;
+    let op1 = esr >> 14 & 7;
+    let crn = esr >> 10 & 0xf;
+    let rt = (esr >> 5 & 0x1f) as u8;
+    let crm = esr >> 1 & 0xf;
+    let write = esr & 1 == 0;
+    (op0 == 1 && op1 == 0 && crn == 7 && op2 == 2 && matches!(crm, 6 | 10 | 14) && write)
+        .then_some(rt)
 }
 
 /// What an abort's fault status code (ISS.DFSC/IFSC, bits [5:0]) says happened.
@@ -176,6 +246,7 @@ mod tests {
             0x4800_1000,
             0x3c5,
             0x4808_0000,
+            &El1Entry::default(),
         );
         assert_eq!(e.elr_el2, 0x4808_0200);
         assert_eq!(e.esr_el1 >> 26, 0x25);
@@ -188,11 +259,64 @@ mod tests {
 
     #[test]
     fn abort_from_el0_goes_to_lower_vector() {
-        let e = inject(Injection::InstructionAbort, 0x1000, 0x0, 0x8000);
+        let none = El1Entry::default();
+        let e = inject(Injection::InstructionAbort, 0x1000, 0x0, 0x8000, &none);
         assert_eq!(e.elr_el2, 0x8400);
         assert_eq!(e.esr_el1 >> 26, 0x20);
-        let e = inject(Injection::Undefined, 0x1000, 0x4, 0x8000);
+        let e = inject(Injection::Undefined, 0x1000, 0x4, 0x8000, &none);
         assert_eq!(e.elr_el2, 0x8000);
         assert_eq!(e.esr_el1 >> 26, 0);
+    }
+
+    #[test]
+    fn injected_pstate_follows_pan_ssbs_and_mte() {
+        let all = El1Entry {
+            sctlr_el1: 0,
+            pan: true,
+            ssbs: true,
+            mte: true,
+        };
+        // SPAN 0: PAN set; DSSBS 0: SSBS clear; TCO set; an interrupted SSBS is not kept.
+        let p = all.pstate(0x3c5 | PSTATE_SSBS);
+        assert_eq!(p, 0x3c5 | PSTATE_PAN | PSTATE_TCO);
+        // SPAN 1: PAN kept from the interrupted context; DSSBS 1: SSBS set.
+        let span = El1Entry {
+            sctlr_el1: SCTLR_SPAN | SCTLR_DSSBS,
+            ..all
+        };
+        assert_eq!(span.pstate(0x3c5), 0x3c5 | PSTATE_SSBS | PSTATE_TCO);
+        assert_eq!(
+            span.pstate(0x3c5 | PSTATE_PAN),
+            0x3c5 | PSTATE_PAN | PSTATE_SSBS | PSTATE_TCO
+        );
+        // DIT is kept; UAO (bit 23) and BTYPE are not.
+        assert_eq!(
+            El1Entry::default().pstate(PSTATE_DIT | 1 << 23 | 3 << 10),
+            0x3c5 | PSTATE_DIT
+        );
+        // Without the features, none of those bits.
+        assert_eq!(El1Entry::default().pstate(0), 0x3c5);
+    }
+
+    #[test]
+    fn decodes_set_way_operations() {
+        let sys = |op1: u64, crn: u64, crm: u64, op2: u64, rt: u64, read: u64| {
+            0x18 << 26
+                | 1 << 25
+                | 1 << 20
+                | op2 << 17
+                | op1 << 14
+                | crn << 10
+                | rt << 5
+                | crm << 1
+                | read
+        };
+        assert_eq!(set_way_op(sys(0, 7, 6, 2, 3, 0)), Some(3)); // DC ISW, x3
+        assert_eq!(set_way_op(sys(0, 7, 10, 2, 31, 0)), Some(31)); // DC CSW, xzr
+        assert_eq!(set_way_op(sys(0, 7, 14, 2, 0, 0)), Some(0)); // DC CISW
+        assert_eq!(set_way_op(sys(0, 7, 6, 1, 0, 0)), None); // DC IVAC
+        assert_eq!(set_way_op(sys(3, 7, 14, 1, 0, 0)), None); // DC CIVAC (Op1 3)
+        assert_eq!(set_way_op(sys(0, 7, 14, 2, 0, 1)), None); // not a write form
+        assert_eq!(set_way_op(0x17 << 26), None);
     }
 }

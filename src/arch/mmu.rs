@@ -68,10 +68,13 @@ pub unsafe fn enable_early(normal: &[u64]) {
 
 /// Where warden's image is, from linker.ld.
 #[derive(Clone, Copy, Debug)]
-pub struct ImageLayout {
+pub struct ImageLayout<'a> {
     pub text: Range,
     pub rodata: Range,
     pub rw: Range,
+    /// Pages left unmapped (the guard page below each EL2 stack), so that touching them
+    /// faults.
+    pub unmapped: &'a [Range],
 }
 
 fn region(r: Range) -> MemoryRegion {
@@ -90,7 +93,7 @@ pub enum El2MapError {
 /// Boot CPU only, with the early map active; `image` must describe the running image and
 /// `ram` must contain it.
 pub unsafe fn switch_to_final(
-    image: &ImageLayout,
+    image: &ImageLayout<'_>,
     ram: &[Range],
     devices: &[Range],
 ) -> Result<u64, El2MapError> {
@@ -117,6 +120,10 @@ pub unsafe fn switch_to_final(
     put(image.rw, normal | El23Attributes::XN)?;
     for d in devices {
         put(d.align_out(4096), device)?;
+    }
+    for g in image.unmapped {
+        // Flags without VALID leave the entries invalid (aarch64-paging `map_range`).
+        put(*g, El23Attributes::empty())?;
     }
     let map = alloc::boxed::Box::leak(alloc::boxed::Box::new(map));
     // SAFETY: the new map covers the image (text executable, data writable), the stacks and

@@ -15,6 +15,7 @@ pub fn address_size_bits(encoding: u64) -> u32 {
 }
 
 pub mod blocks;
+pub mod el2_config;
 pub mod esr;
 pub mod frame;
 

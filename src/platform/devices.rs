@@ -108,7 +108,8 @@ impl DevicePlan {
     }
 }
 
-/// What the caller knows about the SMMUs: the register bases of those warden has taken over.
+/// What the caller knows about the devices warden drives: the register bases of the SMMUs it
+/// has taken over and of its own console UART, all hidden from the host.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Iommus<'a> {
     pub owned: &'a [u64],
@@ -216,6 +217,14 @@ fn classify(fdt: &Fdt<'_>, node: FdtNode<'_, '_>, iommus: Iommus) -> (Access, Op
     }
     if is_disabled(node) {
         return (Access::Hidden(Disabled), None);
+    }
+    // A device warden drives (an SMMU it took over, its own console UART).
+    if !iommus.owned.is_empty()
+        && regs(node)
+            .first()
+            .is_some_and(|r| iommus.owned.contains(&r.start))
+    {
+        return (Access::Hidden(Warden), None);
     }
     // Devices that cannot master the bus: registers only.
     if compatible_has(

@@ -11,7 +11,8 @@ use spin::Mutex;
 
 use super::host_mem::HostFfaEnv;
 use super::own_mailbox::{OWN_BUFFER_PAGES, OWN_MAILBOX};
-use super::percpu::{HOST_ENTRIES, current_cpu_index};
+use super::percpu::{self, HOST_ENTRIES, MAX_CPUS, current_cpu_index};
+use super::trap::El3;
 use super::{BANNER, BOOT_ENTRY, BOOT_HOST, HEAP, OwnedSmmu, SHARED, Shared, image, park};
 use crate::arch::el2;
 use crate::arch::mmu::{self, ImageLayout};
@@ -23,7 +24,8 @@ use crate::platform::host_dt;
 use crate::platform::memmap::{self, HostMemKind, Range};
 use crate::platform::smmuv3::{self, hw as smmu_hw};
 use crate::platform::{console, logger};
-use crate::psci::HostEntry;
+use crate::psci::{self, EntryReason, EntrySlot, HostEntry, PowerStateFormat};
+use crate::router::SecureMonitor;
 
 /// Root of warden's stage-1 table, read by secondaries before their MMU is on.
 static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
@@ -47,20 +49,31 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     let Ok(platform) = PlatformInfo::parse(&tree) else {
         park()
     };
+    // This CPU's index is its DT position like any other CPU's: the boot CPU need not be
+    // the first in /cpus, and a secondary must never get the stack this CPU is on once it
+    // runs the host. Until the console is up a stranger can only stop.
+    let Some(me) = psci::cpu_index(&platform.cpus, MPIDR_EL1.get(), MAX_CPUS) else {
+        park()
+    };
+    TPIDR_EL2.set(me as u64);
     // SMMUs: warden's own devices, mapped for warden (the device plan keeps them from the
     // host).
     let smmu_nodes = smmuv3::dt::find(&tree);
     let smmu_frames: alloc::vec::Vec<Range> =
         smmu_nodes.iter().map(|n| n.frame.align_out(4096)).collect();
-    let devices: alloc::vec::Vec<Range> = platform
-        .console
+    // warden's console: a UART the host does not get if the DT has one, else the host's.
+    let console_choice = console::choose(&tree, platform.console);
+    let devices: alloc::vec::Vec<Range> = console_choice
+        .map(console::ConsoleChoice::frame)
         .into_iter()
         .chain(smmu_frames.iter().copied())
         .collect();
+    let guards: alloc::vec::Vec<Range> = image::stacks().guards().collect();
     let layout = ImageLayout {
         text: image::text(),
         rodata: image::rodata(),
         rw: image::rw(),
+        unmapped: &guards,
     };
     // SAFETY: boot CPU, early map active, layout from linker.ld, image inside RAM.
     let root = match unsafe { mmu::switch_to_final(&layout, &platform.memory, &devices) } {
@@ -72,16 +85,30 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         &raw const EL2_ROOT as usize,
         &raw const EL2_ROOT as usize + 8,
     );
-    if let Some(uart) = platform.console {
-        console::publish(uart.start as usize);
+    if let Some(uart) = console_choice {
+        console::publish(uart.frame().start as usize);
         logger::init(LevelFilter::Info, current_cpu_index);
     }
     info!("{BANNER}");
+    if el2::BENCH_EL2_PMU {
+        warn!("benchmark build: the host's PMU may count at EL2 (MDCR_EL2.HPMD clear)");
+    }
     let el = CurrentEL.get() >> 2 & 3;
     info!(
         "running at EL{el}, image {:#x}..{:#x}, DT at {dtb:#x}",
         image::whole().start,
         image::whole().end
+    );
+
+    let mut features = [0u64; 18];
+    features[0] = psci::PSCI_FEATURES as u64;
+    features[1] = psci::CPU_SUSPEND as u64;
+    let format = PowerStateFormat::from_features(El3.call(&features)[0]);
+    percpu::set_power_state_format(format);
+    info!(
+        "boot CPU {me} (MPIDR {:#x}) of {} in the DT; CPU_SUSPEND power_state format {format:?}",
+        MPIDR_EL1.get(),
+        platform.cpus.len()
     );
 
     let Some(kernel) = platform.kernel.clone() else {
@@ -103,7 +130,21 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         .iter()
         .filter_map(|node| take_over_smmu(node, &host_ram))
         .collect();
-    let owned: alloc::vec::Vec<u64> = smmus.iter().map(|s| s.frame.start).collect();
+    let mut owned: alloc::vec::Vec<u64> = smmus.iter().map(|s| s.frame.start).collect();
+    match console_choice {
+        Some(console::ConsoleChoice::Own(uart)) => {
+            info!(
+                "console: warden's own PL011 at {:#x}, hidden from the host",
+                uart.start
+            );
+            owned.push(uart.start);
+        }
+        Some(console::ConsoleChoice::Shared(uart)) => info!(
+            "console: the host's PL011 at {:#x}, shared (the DT offers no other); a stalled UART drops warden's output",
+            uart.start
+        ),
+        None => {}
+    }
     // MMIO default-deny: the host's stage-2 maps only the device frames it may program.
     // PCIe only when every stream behind it goes through an SMMU warden owns.
     let device_plan =
@@ -145,7 +186,7 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
         initrd: shared.platform.ramdisk.as_ref().map(|m| m.range),
     };
     let host_dt = hand_dt_to_host(&tree, dtb, warden_mem, boot, &device_plan);
-    el2::init_cpu(0, shared.stage2.lock().root(), shared.vtcr);
+    el2::init_cpu(me, shared.stage2.lock().root(), shared.vtcr);
     info!(
         "entering host at EL1: entry {:#x} ({} KiB), x0 = DT {host_dt:#x}, {} CPUs in the DT",
         kernel.range.start,
@@ -154,7 +195,7 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     );
     BOOT_HOST.store(CNTPCT_EL0.get(), Ordering::Relaxed);
     enter_host(
-        0,
+        me,
         HostEntry {
             entry: kernel.range.start,
             context_id: host_dt,
@@ -193,18 +234,26 @@ fn take_over_smmu(node: &smmuv3::dt::SmmuNode, host_ram: &[Range]) -> Option<Own
     }
 }
 
+/// A secondary CPU started (or resumed) by EL3 at warden's entry, through the PSCI relay;
+/// `context` is what the relay gave EL3 (`psci::warden_context`), and `boot/entry.S` has
+/// checked its CPU index against MAX_CPUS to pick the stack.
 #[unsafe(no_mangle)]
-extern "C" fn warden_secondary_main(cpu: usize) -> ! {
+extern "C" fn warden_secondary_main(context: u64) -> ! {
+    let (cpu, reason) = psci::decode_warden_context(context);
     let root = EL2_ROOT.load(Ordering::Acquire);
     // SAFETY: the final map covers everything warden touches on any CPU.
     unsafe { mmu::enable(root) };
     TPIDR_EL2.set(cpu as u64);
     let Some(shared) = SHARED.get() else { park() };
     el2::init_cpu(cpu, shared.stage2.lock().root(), shared.vtcr);
-    let entry = HOST_ENTRIES.take(cpu);
+    let entry = HOST_ENTRIES.take(EntrySlot { cpu, reason });
     match entry {
         Some(entry) => {
-            info!("CPU {cpu} up, entering host at {:#x}", entry.entry);
+            let what = match reason {
+                EntryReason::On => "up",
+                EntryReason::Resume => "resumed",
+            };
+            info!("CPU {cpu} {what}, entering host at {:#x}", entry.entry);
             enter_host(cpu, entry)
         }
         None => {

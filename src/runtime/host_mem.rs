@@ -90,16 +90,20 @@ impl ProxyEnv for HostFfaEnv<'_> {
     }
     fn unmap_from_host(&mut self, ranges: &[Range]) -> Result<(), FfaError> {
         let s2 = self.stage2.ok_or(FfaError::Denied)?;
-        s2.lock().lend(ranges).map_err(|e| {
-            error!("host stage-2: lend failed: {e}");
+        // The guard ends with the statement: nothing is logged while the stage-2 lock is
+        // held (and the restore below would otherwise wait for it for ever).
+        let lent = s2.lock().lend(ranges);
+        if let Err(e) = lent {
             // Whatever was unmapped goes back.
             let _ = s2.lock().restore(ranges);
-            FfaError::Aborted
-        })?;
+            error!("host stage-2: lend failed: {e}; undone");
+            return Err(FfaError::Aborted);
+        }
         // Then DMA: when this returns, no device reaches the pages either, and the lend
         // may go to the SPMC.
         for (i, smmu) in self.smmus.iter().enumerate() {
-            if let Err(e) = smmu.control.lock().lend(ranges) {
+            let lent = smmu.control.lock().lend(ranges);
+            if let Err(e) = lent {
                 error!("SMMU: lend failed: {e}; undone");
                 for earlier in self.smmus.iter().take(i) {
                     let _ = earlier.control.lock().restore(ranges);
@@ -111,16 +115,16 @@ impl ProxyEnv for HostFfaEnv<'_> {
         Ok(())
     }
     fn map_to_host(&mut self, ranges: &[Range]) {
-        if let Some(s2) = self.stage2
-            && let Err(e) = s2.lock().restore(ranges)
-        {
+        let restored = self.stage2.map(|s2| s2.lock().restore(ranges));
+        if let Some(Err(e)) = restored {
             error!(
                 "host stage-2: restoring {} range(s) failed: {e}",
                 ranges.len()
             );
         }
         for smmu in self.smmus {
-            if let Err(e) = smmu.control.lock().restore(ranges) {
+            let restored = smmu.control.lock().restore(ranges);
+            if let Err(e) = restored {
                 error!("SMMU: restoring {} range(s) failed: {e}", ranges.len());
             }
         }

@@ -1,5 +1,7 @@
 //! Symbols from linker.ld; only this module turns them into addresses.
 
+use super::percpu::MAX_CPUS;
+use crate::failure::StackLayout;
 use crate::platform::memmap::Range;
 
 unsafe extern "C" {
@@ -13,6 +15,7 @@ unsafe extern "C" {
     static __host_dt_start: u8;
     static __host_dt_end: u8;
     static STACK_SIZE: u8;
+    static STACK_GUARD: u8;
     fn _secondary_start();
 }
 
@@ -66,9 +69,18 @@ macro_rules! absolute {
         value
     }};
 }
+/// The per-CPU EL2 stacks with their guard pages, from linker.ld's absolute symbols.
+pub fn stacks() -> StackLayout {
+    StackLayout {
+        start: addr(&raw const __stacks_start),
+        stack_size: absolute!(STACK_SIZE),
+        guard_size: absolute!(STACK_GUARD),
+        cpus: MAX_CPUS,
+    }
+}
 /// The top of CPU `cpu`'s EL2 stack.
 pub fn stack_top(cpu: usize) -> u64 {
-    addr(&raw const __stacks_start) + (cpu as u64 + 1) * absolute!(STACK_SIZE)
+    stacks().top(cpu)
 }
 pub fn secondary_entry() -> u64 {
     _secondary_start as *const () as u64

@@ -8,16 +8,19 @@ use log::{info, warn};
 
 use super::host_mem::HostFfaEnv;
 use super::image;
-use super::percpu::{HOST_ENTRIES, MAX_CPUS, current_cpu_index};
+use super::percpu::{self, HOST_ENTRIES, MAX_CPUS, current_cpu_index};
 use super::{BOOT_ENTRY, BOOT_HOST, COUNTERS, SHARED, Shared};
-use crate::arch::esr::{self, ExceptionClass, Injection};
+use crate::arch::esr::{self, El1Entry, ExceptionClass, Injection};
 use crate::arch::frame::TrapFrame;
+use crate::counters::RateLimit;
 use crate::ffa::abi::FFA_ERROR;
 use crate::ffa::proxy::FfaProxy;
 use crate::hvc;
-use crate::platform::dt::PlatformInfo;
+use crate::platform::console::Pl011;
+use crate::platform::logger;
+use crate::platform::memmap::{self, Range};
 use crate::platform::smmuv3;
-use crate::psci::HostEntry;
+use crate::psci::{self, EntrySlot, HostEntry, PowerStateFormat};
 use crate::router::{self, CpuTopology, FfaService, SecureMonitor};
 use crate::smccc::FunctionId;
 
@@ -69,6 +72,8 @@ impl Vector {
     }
 }
 
+/// WARDEN_COUNTERS calls that printed the table (a host may call it in a loop).
+static COUNTER_PRINTS: RateLimit = RateLimit::new();
 /// Lines logged about DMA faults (for rate-limiting them).
 static DMA_FAULT_LINES: AtomicU64 = AtomicU64::new(0);
 
@@ -83,20 +88,30 @@ impl SecureMonitor for El3 {
     }
 }
 
-struct Topology<'a>(&'a PlatformInfo);
+struct Topology<'a>(&'a Shared);
 
 impl CpuTopology for Topology<'_> {
     fn index_of(&self, mpidr: u64) -> Option<usize> {
-        self.0.cpu_index(mpidr).filter(|&i| i < MAX_CPUS)
+        psci::cpu_index(&self.0.platform.cpus, mpidr, MAX_CPUS)
     }
     fn current(&self) -> usize {
         current_cpu_index()
     }
-    fn set_host_entry(&self, cpu: usize, entry: HostEntry) {
-        HOST_ENTRIES.set(cpu, entry);
+    fn set_host_entry(&self, slot: EntrySlot, entry: HostEntry) -> Option<HostEntry> {
+        HOST_ENTRIES.set(slot, entry)
+    }
+    fn restore_host_entry(&self, slot: EntrySlot, previous: Option<HostEntry>) {
+        HOST_ENTRIES.restore(slot, previous)
     }
     fn warden_entry(&self) -> u64 {
         image::secondary_entry()
+    }
+    fn is_host_entry(&self, addr: u64) -> bool {
+        let r = Range::new(addr, addr.saturating_add(4));
+        memmap::is_host_ram(&self.0.platform.memory, &[self.0.warden_mem], r)
+    }
+    fn power_state_format(&self) -> PowerStateFormat {
+        percpu::power_state_format()
     }
 }
 
@@ -107,13 +122,20 @@ struct FfaGlue<'a> {
 
 impl FfaService for FfaGlue<'_> {
     fn call(&mut self, regs: &[u64; 18]) -> router::Reply {
-        self.proxy.handle(regs, &mut self.env)
+        // Nothing reaches the console while the proxy holds its locks (or the stage-2's):
+        // this CPU's lines wait until the call is over.
+        let cpu = current_cpu_index();
+        logger::hold(cpu);
+        let reply = self.proxy.handle(regs, &mut self.env);
+        logger::release(cpu);
+        reply
     }
 }
 
 /// Every exception from the host (`boot/vectors.S`, lower-EL entries).
 #[unsafe(no_mangle)]
 extern "C" fn warden_host_trap(frame: &mut TrapFrame, slot: u64) {
+    super::failure::stop_if_failing();
     let vector = Vector::from_slot(slot);
     match (vector.origin, vector.kind) {
         (Origin::LowerA64, Kind::Sync) => host_sync(frame),
@@ -195,11 +217,11 @@ fn host_sync(frame: &mut TrapFrame) {
                     &shared.smmus,
                 ),
             };
-            let topology = Topology(&shared.platform);
+            let topology = Topology(shared);
             let regs = frame.smccc_regs();
             let fid = FunctionId::from_reg(regs[0]);
             let route = router::classify(fid);
-            if route == router::Route::Psci && crate::psci::ends_the_system(fid) {
+            if route == router::Route::Psci && psci::ends_the_system(fid) {
                 print_counters(shared);
             }
             let reply = router::handle_smc(&regs, &mut El3, &topology, &mut ffa);
@@ -211,7 +233,7 @@ fn host_sync(frame: &mut TrapFrame) {
                 router::Route::Refused => {
                     COUNTERS.smc_refused.fetch_add(1, Ordering::Relaxed);
                 }
-                router::Route::SmcccArch => {}
+                router::Route::Relayed => {}
             }
             frame.set_smccc_results(&reply.regs, reply.count);
         }
@@ -222,6 +244,16 @@ fn host_sync(frame: &mut TrapFrame) {
         }
         ExceptionClass::DataAbortLower | ExceptionClass::InstructionAbortLower => {
             host_abort(frame, esr)
+        }
+        ExceptionClass::Other(0x18) if let Some(rt) = esr::set_way_op(esr) => {
+            // DC ISW/CSW/CISW (HCR_EL2.TSW): performed as clean-and-invalidate of that
+            // set/way, so no dirty line (warden's or another world's) is ever discarded.
+            let value = frame.x.get(rt as usize).copied().unwrap_or(0);
+            // SAFETY: clean-and-invalidate by set/way writes dirty data back and changes no
+            // memory contents; any set/way value is architecturally safe to name.
+            unsafe { core::arch::asm!("dc cisw, {}", in(reg) value, options(nostack)) };
+            COUNTERS.set_way_ops.fetch_add(1, Ordering::Relaxed);
+            frame.elr += 4;
         }
         other => {
             warn!(
@@ -238,7 +270,11 @@ struct Info<'a>(&'a Shared);
 
 impl hvc::WardenInfo for Info<'_> {
     fn counters(&self) -> hvc::CountersReply {
-        print_counters(self.0);
+        super::failure::deliberate_failure();
+        // The table is up to ~160 lines: printed for the first few calls, then rarely.
+        if COUNTER_PRINTS.allow().is_some() {
+            print_counters(self.0);
+        }
         let (calls, errors) = COUNTERS.ffa_totals();
         hvc::CountersReply {
             ffa_calls: calls,
@@ -258,18 +294,24 @@ impl hvc::WardenInfo for Info<'_> {
 fn print_counters(shared: &Shared) {
     let (calls, errors) = COUNTERS.ffa_totals();
     info!(
-        "counters: FF-A calls {calls} (errors {errors}), PSCI {}, refused SMCs {}, stage-2 faults {} ({} permission) (+{} retried during lends), HVCs {}, live memory handles {}",
+        "counters: FF-A calls {calls} (errors {errors}), PSCI {}, refused SMCs {}, stage-2 faults {} ({} permission) (+{} retried during lends), HVCs {}, live memory handles {}, set/way operations {}",
         COUNTERS.psci_calls.load(Ordering::Relaxed),
         COUNTERS.smc_refused.load(Ordering::Relaxed),
         COUNTERS.host_aborts.load(Ordering::Relaxed),
         COUNTERS.host_permission_faults.load(Ordering::Relaxed),
         COUNTERS.bbm_retries.load(Ordering::Relaxed),
         COUNTERS.hvc_calls.load(Ordering::Relaxed),
-        shared.ffa.live_handles()
+        shared.ffa.live_handles(),
+        COUNTERS.set_way_ops.load(Ordering::Relaxed)
     );
     for (n, c, e) in COUNTERS.ffa_by_function() {
         info!("counters: FF-A function {n:#04x}: {c} call(s), {e} error(s)");
     }
+    info!(
+        "counters: console bytes dropped {} (UART stalled), log lines dropped {} (held buffer full)",
+        Pl011::dropped(),
+        logger::held_dropped()
+    );
     if !shared.smmus.is_empty() {
         info!(
             "counters: SMMU DMA faults {} (blocked and recorded)",
@@ -318,7 +360,13 @@ fn host_abort(frame: &mut TrapFrame, esr: u64) {
 }
 
 fn inject(frame: &mut TrapFrame, kind: Injection) {
-    let e = esr::inject(kind, frame.elr, frame.spsr, VBAR_EL1.get());
+    let entry = El1Entry {
+        sctlr_el1: SCTLR_EL1.get(),
+        pan: (ID_AA64MMFR1_EL1.get() >> 20) & 0xf != 0,
+        ssbs: (ID_AA64PFR1_EL1.get() >> 4) & 0xf != 0,
+        mte: (ID_AA64PFR1_EL1.get() >> 8) & 0xf != 0,
+    };
+    let e = esr::inject(kind, frame.elr, frame.spsr, VBAR_EL1.get(), &entry);
     ESR_EL1.set(e.esr_el1);
     FAR_EL1.set(FAR_EL2.get());
     ELR_EL1.set(e.elr_el1);

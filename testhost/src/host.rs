@@ -35,7 +35,7 @@ static mut testhost_last_fault: [u64; 2] = [0; 2];
 pub(crate) static UART: AtomicU64 = AtomicU64::new(0);
 static SECONDARY_SEEN: AtomicU64 = AtomicU64::new(0);
 /// Target of the "host RAM stays writable" probe.
-static SCRATCH: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SCRATCH: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) struct Uart;
 impl Write for Uart {
@@ -64,6 +64,7 @@ macro_rules! say {
 
 mod device_checks;
 mod dma_checks;
+mod el2_checks;
 mod ffa_checks;
 mod hostile;
 mod lifecycle_checks;
@@ -133,7 +134,7 @@ fn current_el() -> u64 {
 /// The checks this host makes for its configuration, section by section, in the order they run.
 /// Each section's count comes from the code that runs it, so a check that is added, removed or
 /// silently skipped shows up as a section off its plan, and the verdict is FAIL.
-struct Plan([(&'static str, u32); 12]);
+struct Plan([(&'static str, u32); 13]);
 
 impl Plan {
     fn new(version: u32, cpus: usize, tree: &[u8], warden_word: Option<u64>) -> Plan {
@@ -145,6 +146,7 @@ impl Plan {
             ("dma", dma_checks::planned(tree)),
             ("calls", 4 + UNKNOWN_SMCS.len() as u32),
             ("isolation", 6),
+            ("el2", el2_checks::PLANNED),
             ("smp", smp_planned(cpus)),
             ("hostile", hostile::PLANNED),
             ("registers", register_checks::planned(version)),
@@ -503,14 +505,15 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
             say!("testhost: warden occupies {:#x}..{:#x}", w.start, w.end);
             // The reservation must be one the host's kernel honours (`no-map`: never mapped,
             // devicetree reserved-memory binding), page-aligned, and cover what this host
-            // knows to be warden's: its link address (TF-A's BL33 address, linker.ld) and the
-            // boot-timestamp word when the harness names it.
+            // knows to be warden's: the boot-timestamp word when the harness names it (from
+            // warden's symbol table and the address it loaded warden at), else its link
+            // address (TF-A's BL33 address, linker.ld).
             let no_map = reservation_is_no_map(&tree);
             let covers = |a: u64| w.start <= a && a < w.end;
             let aligned = w.start % 0x1000 == 0 && w.end % 0x1000 == 0;
             r.check(
                 "DT reserves warden's memory",
-                no_map && aligned && covers(WARDEN_LINK_ADDRESS) && warden_word.is_none_or(covers),
+                no_map && aligned && covers(warden_word.unwrap_or(WARDEN_LINK_ADDRESS)),
                 format_args!(
                     "{:#x}..{:#x}, no-map {no_map}, word {warden_word:x?}",
                     w.start, w.end
@@ -544,6 +547,10 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         }
     }
     ffa_checks::still_served(&mut r);
+
+    // Before the SMP section: the PSCI checks aim CPU_ON at this CPU only.
+    r.section("el2");
+    el2_checks::run(&mut r, warden_range(&tree), host_entry_address());
 
     if let Some(s) = scratch {
         stress::SCRATCH.store(s.start + 0x80_0000, Ordering::Release);
@@ -733,6 +740,14 @@ extern "C" fn testhost_secondary(ctx: u64) -> ! {
     loop {
         aarch64_wfe();
     }
+}
+
+/// The test host's own first instruction: an address in the host's RAM.
+fn host_entry_address() -> u64 {
+    unsafe extern "C" {
+        fn _start();
+    }
+    _start as *const () as u64
 }
 
 fn aarch64_wfe() {

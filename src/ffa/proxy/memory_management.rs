@@ -39,6 +39,12 @@ pub(super) struct Pending {
     bytes: Vec<u8>,
 }
 
+/// The most memory handles the host may hold at once, and the most ranges they may
+/// record together (one `Range` each, plus their ownership entries: about 2 MiB of
+/// warden's 8 MiB heap at the limit).
+pub(super) const MAX_LIVE_HANDLES: usize = 256;
+pub(super) const MAX_LIVE_RANGES: usize = 32 * 1024;
+
 #[derive(Default)]
 pub(super) struct MemoryState {
     pub(super) ownership: Ownership,
@@ -184,6 +190,13 @@ impl FfaProxy {
         )?;
         let id = {
             let mut memory = self.memory.lock();
+            // Every live handle keeps its ranges on warden's heap: bound them, so that a
+            // host that shares and never reclaims gets NO_MEMORY, not a heap panic.
+            let recorded: usize = memory.handles.values().map(|r| r.ranges.len()).sum();
+            if memory.handles.len() >= MAX_LIVE_HANDLES || recorded + ranges.len() > MAX_LIVE_RANGES
+            {
+                return Err(FfaError::NoMemory);
+            }
             memory.next_id += 1;
             let id = memory.next_id;
             memory.ownership.claim(&ranges, PageState::Pending(id))?;

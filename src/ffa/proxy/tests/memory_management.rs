@@ -270,6 +270,30 @@ fn descriptors_larger_than_warden_buffers_fail_cleanly() {
     ));
 }
 
+#[test]
+fn live_handles_are_bounded_with_no_memory() {
+    use crate::ffa::proxy::memory_management::MAX_LIVE_HANDLES;
+    let (p, mut m) = host(FfaVersion::V1_2, V1_2);
+    let page = |i: u64| 0x4010_0000 + i * 0x1000;
+    let mut handles = Vec::new();
+    for i in 0..MAX_LIVE_HANDLES as u64 {
+        let desc = linux_share(&[(page(i), 1)], FfaVersion::V1_2);
+        handles.push(handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc)));
+    }
+    // One more: refused before anything reaches the SPMC or changes ownership.
+    let desc = linux_share(&[(page(MAX_LIVE_HANDLES as u64), 1)], FfaVersion::V1_2);
+    let before = m.calls.len();
+    assert!(is_error(
+        &send(&p, &mut m, MEM_SHARE_64, &desc),
+        FfaError::NoMemory
+    ));
+    assert_eq!(m.calls.len(), before);
+    assert_eq!(p.live_handles(), MAX_LIVE_HANDLES);
+    // A reclaim makes room again, for that very page.
+    assert!(is_success(&reclaim(&p, &mut m, handles[0])));
+    handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
+}
+
 /// Issue 17 item 3: a first fragment that already holds the whole descriptor, sent with a
 /// larger total length (the FF-A ACS sends total + 16), is INVALID_PARAMETERS and starts
 /// nothing: the next share is not BUSY.
