@@ -11,14 +11,10 @@
 #[cfg(target_os = "none")]
 extern crate alloc;
 
-/// Prints one line on the client's console.
+/// The client kit: entry, vectors, MMU, heap, console (`say!`), calls.
 #[cfg(target_os = "none")]
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use core::fmt::Write as _;
-        let _ = writeln!($crate::client::Console, $($arg)*);
-    }};
-}
+#[macro_use]
+extern crate el1kit;
 
 #[cfg(any(target_os = "none", test))]
 mod descriptor;

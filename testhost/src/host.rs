@@ -1,66 +1,28 @@
-use core::arch::{asm, global_asm};
 use core::fmt::{self, Write};
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use buddy_system_allocator::LockedHeap;
-use warden::arch::blocks::{self, Regime};
+use el1kit::mmu::{self, El};
+use warden::hvc::{WARDEN_BOOT_TIMES, WARDEN_COUNTERS, WARDEN_VERSION};
 use warden::platform::dt::PlatformInfo;
 use warden::platform::memmap::Range;
+use warden::psci;
+use warden::smccc::SMCCC_VERSION;
 
-global_asm!(include_str!("boot.S"));
+// What the check modules use of the kit, under the names they know.
+pub(crate) use el1kit::call::smc;
+pub(crate) use el1kit::fault::{poke, probe, read_u32, write_u32};
+pub(crate) use el1kit::mmu::counter as cntpct;
 
-const PSCI_VERSION: u32 = 0x8400_0000;
-const PSCI_CPU_ON_64: u32 = 0xc400_0003;
-const PSCI_AFFINITY_INFO_64: u32 = 0xc400_0004;
-const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
-const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
-const SMCCC_VERSION: u32 = 0x8000_0000;
-const WARDEN_HVC_VERSION: u32 = 0x8600_0000;
-const NOT_SUPPORTED: u32 = 0xffff_ffff;
+/// PSCI CPU_ON and AFFINITY_INFO with 64-bit arguments: SMC64 sets bit 30 of the function
+/// ID (DEN0028 §2).
+const PSCI_CPU_ON_64: u32 = psci::CPU_ON | 1 << 30;
+const PSCI_AFFINITY_INFO_64: u32 = psci::AFFINITY_INFO | 1 << 30;
+const NOT_SUPPORTED: u32 = warden::smccc::NOT_SUPPORTED as u32;
 
-#[global_allocator]
-static HEAP: LockedHeap<32> = LockedHeap::empty();
-static mut HEAP_SPACE: [u64; HEAP_WORDS] = [0; HEAP_WORDS];
-const HEAP_WORDS: usize = 128 * 1024;
-
-#[repr(C, align(4096))]
-struct Table([u64; 512]);
-static mut TABLE: Table = Table([0; 512]);
-
-/// Written by the EL1 vector when a probe faults: ESR_EL1, FAR_EL1.
-#[unsafe(no_mangle)]
-static mut testhost_last_fault: [u64; 2] = [0; 2];
-
-pub(crate) static UART: AtomicU64 = AtomicU64::new(0);
 static SECONDARY_SEEN: AtomicU64 = AtomicU64::new(0);
 /// Target of the "host RAM stays writable" probe.
 pub(crate) static SCRATCH: AtomicU64 = AtomicU64::new(0);
-
-pub(crate) struct Uart;
-impl Write for Uart {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let base = UART.load(Ordering::Relaxed) as usize;
-        if base == 0 {
-            return Ok(());
-        }
-        for b in s.bytes() {
-            // SAFETY: `base` is the PL011 from the DT, mapped as device memory.
-            unsafe {
-                while ((base + 0x18) as *const u32).read_volatile() & (1 << 5) != 0 {}
-                ((base) as *mut u32).write_volatile(b as u32);
-            }
-        }
-        Ok(())
-    }
-}
-
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use core::fmt::Write as _;
-        let _ = writeln!($crate::host::Uart, $($arg)*);
-    }};
-}
 
 mod device_checks;
 mod dma_checks;
@@ -81,54 +43,8 @@ pub(crate) fn error_of(r: &[u64; 18]) -> Option<i32> {
     (r[0] == FFA_ERROR).then_some(r[2] as u32 as i32)
 }
 
-pub(crate) fn smc(fid: u32, args: &[u64]) -> [u64; 18] {
-    let mut a = [0u64; 17];
-    a[..args.len()].copy_from_slice(args);
-    smccc::smc64(fid, a)
-}
-
 fn hvc(fid: u32) -> [u64; 18] {
-    smccc::hvc64(fid, [0; 17])
-}
-
-fn tcr_ips() -> u64 {
-    let mmfr0: u64;
-    // SAFETY: reading an ID register has no side effects.
-    unsafe { asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0) };
-    (mmfr0 & 0xf).min(5) << 32
-}
-
-/// Turns the EL1 MMU on with the shared 1 GiB-block table.
-fn enable_mmu() {
-    let root = &raw const TABLE as u64;
-    // EPD1: no TTBR1 walks.
-    let tcr = blocks::TCR_WALK_39BIT | 1 << 23 | tcr_ips();
-    // SAFETY: the table identity-maps everything this program touches; the image's and
-    // the DT's blocks are normal memory.
-    unsafe {
-        asm!(
-            "msr mair_el1, {mair}", "msr tcr_el1, {tcr}", "msr ttbr0_el1, {root}", "isb",
-            "tlbi vmalle1", "dsb nsh", "isb",
-            "msr sctlr_el1, {sctlr}", "isb",
-            mair = in(reg) blocks::MAIR, tcr = in(reg) tcr, root = in(reg) root,
-            sctlr = in(reg) 0x30d0_0800u64 | 1 | 1 << 2 | 1 << 12,
-        )
-    };
-}
-
-fn cntpct() -> u64 {
-    let c: u64;
-    // SAFETY: reading the physical counter has no side effects (EL1 access enabled by
-    // warden's CNTHCTL_EL2).
-    unsafe { asm!("mrs {}, cntpct_el0", out(reg) c) };
-    c
-}
-
-fn current_el() -> u64 {
-    let el: u64;
-    // SAFETY: reading CurrentEL has no side effects.
-    unsafe { asm!("mrs {}, CurrentEL", out(reg) el) };
-    el >> 2 & 3
+    el1kit::call::hvc(fid, &[])
 }
 
 /// The checks this host makes for its configuration, section by section, in the order they run.
@@ -245,83 +161,14 @@ impl Report {
     }
 }
 
-/// A 32-bit volatile load from host RAM or a device register the test host maps.
-pub(crate) fn read_u32(addr: u64) -> u32 {
-    // SAFETY: callers pass 4-byte-aligned addresses of host RAM (normal memory) or of a
-    // device register (device memory), both identity-mapped in the test host's table and
-    // mapped for the host by warden.
-    unsafe { (addr as *const u32).read_volatile() }
-}
-
-/// A 32-bit volatile store, as [`read_u32`].
-pub(crate) fn write_u32(addr: u64, v: u32) {
-    // SAFETY: as in `read_u32`; the caller means to change what is there.
-    unsafe { (addr as *mut u32).write_volatile(v) }
-}
-
-/// A 64-bit load that may fault; returns the syndrome the vector recorded (0 if none).
-pub(crate) fn probe(addr: u64, write: bool) -> (u64, u64) {
-    if write {
-        return poke(addr, 0x5a5a_5a5a);
-    }
-    // SAFETY: the fault record is only written by this CPU's vector, synchronously.
-    unsafe { (&raw mut testhost_last_fault).write([0, 0]) };
-    // SAFETY: the access may fault; the vector records it and skips the instruction, so
-    // the asm block always completes. It touches no Rust-visible memory.
-    unsafe {
-        asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) _, options(nostack));
-    }
-    // SAFETY: as above.
-    let f = unsafe { (&raw const testhost_last_fault).read_volatile() };
-    (f[0], f[1])
-}
-
-/// A 64-bit store of `value` that may fault; returns (ESR, FAR) as [`probe`] does. The
-/// target is a device register or memory the caller means to write.
-pub(crate) fn poke(addr: u64, value: u64) -> (u64, u64) {
-    // SAFETY: as in `probe`.
-    unsafe { (&raw mut testhost_last_fault).write([0, 0]) };
-    // SAFETY: as in `probe`; the store changes no Rust-visible memory that the caller
-    // does not mean to change.
-    unsafe {
-        asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack));
-    }
-    // SAFETY: as above.
-    let f = unsafe { (&raw const testhost_last_fault).read_volatile() };
-    (f[0], f[1])
-}
-
 /// Branches to `addr` with the first GiB mapped as normal memory at stage-1 (so that only
 /// stage-2 decides whether the fetch may happen); returns the abort the vector recorded,
 /// which returns to the caller through the link register. Single CPU only.
 pub(crate) fn fetch_from_first_gib(addr: u64) -> (u64, u64) {
-    let normal = blocks::level1_blocks(Regime::El1, |gib| gib == 0)[0];
-    let device = blocks::level1_blocks(Regime::El1, |_| false)[0];
-    let remap = |entry: u64| {
-        // SAFETY: only this CPU walks the table while the test runs; the entry maps the
-        // same addresses with other attributes, and the TLB is invalidated after.
-        unsafe {
-            (&raw mut TABLE.0[0]).write_volatile(entry);
-            asm!(
-                "dsb ishst",
-                "tlbi vmalle1",
-                "dsb ish",
-                "isb",
-                options(nostack)
-            );
-        }
-    };
-    remap(normal);
-    // SAFETY: the fault record is only written by this CPU's vector.
-    unsafe { (&raw mut testhost_last_fault).write([0, 0]) };
-    // SAFETY: the branch target faults (the test's premise); the vector records the
-    // instruction abort and returns to x30, right after the blr. If it did not fault, the
-    // code there would run: the callers only aim at device pages.
-    unsafe { asm!("blr {a}", a = in(reg) addr, out("x30") _, clobber_abi("C")) };
-    remap(device);
-    // SAFETY: as above.
-    let f = unsafe { (&raw const testhost_last_fault).read_volatile() };
-    (f[0], f[1])
+    mmu::remap_el1(0, true);
+    let fault = el1kit::fault::branch(addr);
+    mmu::remap_el1(0, false);
+    fault
 }
 
 /// `ffa=1.N` on the command line, as an FF-A version word (1.2 if absent).
@@ -356,33 +203,17 @@ fn warden_range(blob: &[u8]) -> Option<Range> {
     Range::from_base_size(reg.starting_address as u64, reg.size? as u64)
 }
 
+/// The primary CPU's entry from el1kit's boot.S (x0 = the DT warden handed over).
 #[unsafe(no_mangle)]
-extern "C" fn testhost_main(dtb: u64) -> ! {
-    let el_at_entry = current_el();
-    let table = blocks::level1_blocks(Regime::El1, |gib| {
-        gib == (&raw const TABLE as u64) >> 30 || gib == dtb >> 30
-    });
-    // SAFETY: single CPU, MMU off, nothing else uses the table yet.
-    unsafe { TABLE.0 = table };
-    enable_mmu();
-    // SAFETY: the heap space is a static used for nothing else.
-    unsafe {
-        HEAP.lock()
-            .init(&raw mut HEAP_SPACE as usize, HEAP_WORDS * 8)
-    };
-    // SAFETY: the DT header's totalsize bounds the blob warden handed over.
-    let blob = unsafe {
-        let size = u32::from_be(((dtb + 4) as *const u32).read()) as usize;
-        core::slice::from_raw_parts(dtb as *const u8, size)
-    };
-    let Ok(tree) = warden::platform::dt::normalize(blob) else {
-        power(false)
-    };
-    let Ok(platform) = PlatformInfo::parse(&tree) else {
+extern "C" fn el1kit_main(dtb: u64, _entry_counter: u64) -> ! {
+    let el_at_entry = mmu::current_el();
+    mmu::init(El::El1, dtb);
+    el1kit::heap::init();
+    let Some((tree, platform)) = el1kit::dt::read(dtb) else {
         power(false)
     };
     if let Some(uart) = platform.console {
-        UART.store(uart.start, Ordering::Relaxed);
+        el1kit::console::set_base(uart.start);
     }
     say!("testhost: started, x0 = DT at {dtb:#x}");
     // The FF-A version this host speaks, from its command line (`ffa=1.0`, default 1.2).
@@ -463,7 +294,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
     }
 
     r.section("calls");
-    let v = hvc(WARDEN_HVC_VERSION)[0];
+    let v = hvc(WARDEN_VERSION)[0];
     r.check("warden HVC version", v == 0x1_0002, format_args!("{v:#x}"));
     let v = hvc(0x8600_00ff)[0] as u32;
     r.check(
@@ -478,7 +309,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         (0x1_0002..0x8000_0000).contains(&v),
         format_args!("{v:#x}"),
     );
-    let v = smc(PSCI_VERSION, &[])[0] as u32;
+    let v = smc(psci::PSCI_VERSION, &[])[0] as u32;
     say!("testhost: PSCI_VERSION = {v:#x}");
     r.check(
         "PSCI_VERSION from EL3",
@@ -573,7 +404,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         })
         .unwrap_or_else(cntpct);
     let warden_at = warden_range(&tree).map_or(0x6000_0000, |w| w.start);
-    let uart = UART.load(Ordering::Relaxed);
+    let uart = el1kit::console::base();
     r.section("hostile");
     hostile::run(&mut r, seed, warden_at, uart, &|| {
         hostile::correct_calls_work(0x8001)
@@ -592,7 +423,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
     // host created has been reclaimed. warden prints the same counters at SYSTEM_OFF, and the
     // harness compares the two.
     r.section("accounting");
-    let c = smccc::hvc64(0x8600_0001, [0; 17]);
+    let c = hvc(WARDEN_COUNTERS);
     say!(
         "testhost: warden counted {} FF-A calls, {} errors, {} live handles",
         c[1],
@@ -604,7 +435,7 @@ extern "C" fn testhost_main(dtb: u64) -> ! {
         c[0] == 0 && c[1] > 50 && c[2] > 10 && c[3] == 0,
         format_args!("{:?}", &c[..4]),
     );
-    let t = smccc::hvc64(0x8600_0002, [0; 17]);
+    let t = hvc(WARDEN_BOOT_TIMES);
     say!(
         "testhost: counter at warden entry {}, at host entry {} ({} ticks)",
         t[1],
@@ -650,13 +481,7 @@ fn smp_checks(r: &mut Report, platform: &PlatformInfo) {
         say!("testhost: one CPU only; secondary bring-up not exercised");
         return;
     };
-    // SAFETY: reading the address of the entry symbol.
-    let entry = {
-        unsafe extern "C" {
-            fn testhost_secondary_entry();
-        }
-        testhost_secondary_entry as *const () as u64
-    };
+    let entry = el1kit::cpu::secondary_entry(testhost_secondary);
     // The context ID picks stack slot 1 (low bits) and carries a marker to check.
     let ctx = 0x5ec0_0001;
     let v = smc(PSCI_CPU_ON_64, &[mpidr, entry, ctx])[0] as i64;
@@ -727,11 +552,11 @@ fn smp_checks(r: &mut Report, platform: &PlatformInfo) {
     );
 }
 
-#[unsafe(no_mangle)]
+/// A secondary CPU's entry (el1kit::cpu), x0 = the context ID the primary chose.
 extern "C" fn testhost_secondary(ctx: u64) -> ! {
-    enable_mmu();
+    mmu::enable(El::El1);
     if ctx & 3 == 1 {
-        SECONDARY_SEEN.store(ctx << 8 | current_el(), Ordering::Release);
+        SECONDARY_SEEN.store(ctx << 8 | mmu::current_el(), Ordering::Release);
     }
     stress::worker((ctx & 3) as usize);
     // Not PSCI CPU_OFF: on this firmware (TF-A 2.12 SPMD + OP-TEE 4.10 SPMC) it returns
@@ -752,25 +577,21 @@ fn host_entry_address() -> u64 {
 
 fn aarch64_wfe() {
     // SAFETY: wfe only waits for an event.
-    unsafe { asm!("wfe", options(nomem, nostack)) };
+    unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
 }
 
+/// Ends the run: SYSTEM_OFF on a pass, SYSTEM_RESET (which the harness reads as a failure)
+/// otherwise.
 fn power(ok: bool) -> ! {
-    smc(
-        if ok {
-            PSCI_SYSTEM_OFF
-        } else {
-            PSCI_SYSTEM_RESET
-        },
-        &[],
-    );
-    loop {
-        core::hint::spin_loop();
+    if ok {
+        el1kit::call::power_off()
+    } else {
+        el1kit::call::reset()
     }
 }
 
 #[unsafe(no_mangle)]
-extern "C" fn testhost_unexpected(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
+extern "C" fn el1kit_unexpected(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
     say!("testhost: unexpected exception {kind}: ESR {esr:#x} ELR {elr:#x} FAR {far:#x}");
     say!("testhost: verdict FAIL (unexpected exception)");
     power(false)

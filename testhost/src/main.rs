@@ -7,11 +7,15 @@
 
 #[cfg(target_os = "none")]
 extern crate alloc;
+/// The client kit: entry, vectors, MMU, heap, console (`say!`), calls, fault probes.
+#[cfg(target_os = "none")]
+#[macro_use]
+extern crate el1kit;
 
 #[cfg(target_os = "none")]
 mod host;
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("testhost runs at EL1 under warden; see scripts/qemu-test");
+    eprintln!("testhost runs at EL1 under warden; see scripts/qemu-tests");
 }

@@ -3,11 +3,9 @@
 //! format, direct requests to OP-TEE, and hostile calls that must fail with the right
 //! error and change nothing.
 
-use core::sync::atomic::Ordering;
-
 use warden::platform::memmap::Range;
 
-use super::{FFA_SUCCESS_32, Report, UART, error_of, smc};
+use super::{FFA_SUCCESS_32, Report, error_of, smc};
 
 const FFA_VERSION: u32 = 0x8400_0063;
 const FFA_FEATURES: u32 = 0x8400_0064;
@@ -212,7 +210,7 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
             INVALID_PARAMETERS,
         );
     }
-    let uart = UART.load(Ordering::Relaxed);
+    let uart = el1kit::console::base();
     expect_error(
         r,
         "RXTX_MAP of MMIO",
