@@ -5,11 +5,9 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 
-#[cfg(target_os = "none")]
 extern crate alloc;
 /// The client kit: entry, vectors, MMU, heap, console (`say!`), calls, fault probes.
-#[cfg(target_os = "none")]
-#[macro_use]
+#[cfg_attr(target_os = "none", macro_use)]
 extern crate el1kit;
 
 #[cfg(target_os = "none")]

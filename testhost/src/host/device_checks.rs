@@ -7,7 +7,9 @@
 use warden::ffa::version::FfaVersion;
 use warden::platform::memmap::Range;
 
-use super::mem_checks::{desc, handle_of, reclaim, send};
+use warden::hvc::WARDEN_BOOT_TIMES;
+
+use super::mem_checks::{FFA_MEM_LEND_64, desc, handle_of, reclaim, send};
 use super::{
     FFA_SUCCESS_32, Report, error_of, fetch_from_first_gib, poke, probe, read_u32, write_u32,
 };
@@ -28,7 +30,6 @@ const PCIE_ECAM: u64 = 0x40_1000_0000;
 const PCIE_MMIO: u64 = 0x1000_0000;
 const GICD: u64 = 0x0800_0000;
 const RTC: u64 = 0x0901_0000;
-const FFA_MEM_LEND_64: u32 = 0xc400_0072;
 const PAGE: u64 = 4096;
 /// The fw_cfg DMA control word: select key 0 (the signature, "QEMU"), then read it.
 const FW_CFG_DMA_SELECT_SIGNATURE_READ: u32 = 0x0000_0008 | 0x0000_0002;
@@ -184,7 +185,7 @@ pub fn run(
 
     // fw_cfg's DMA aimed at warden's memory: the register is out of reach, and warden's
     // word reads back as before.
-    let boot_times = || smccc::hvc64(0x8600_0002, [0; 17])[1];
+    let boot_times = || smccc::hvc64(WARDEN_BOOT_TIMES, [0; 17])[1];
     let before = boot_times();
     let target = warden_word
         .or(warden.map(|w| w.start))

@@ -13,13 +13,11 @@
 use warden::ffa::version::FfaVersion;
 use warden::platform::memmap::Range;
 
-use super::mem_checks::{desc, handle_of, reclaim, send};
+use warden::hvc::{WARDEN_BOOT_TIMES, WARDEN_COUNTERS, WARDEN_VERSION};
+
+use super::mem_checks::{FFA_MEM_LEND_64, desc, handle_of, reclaim, send};
 use super::{FFA_SUCCESS_32, Report, cntpct, error_of, read_u32, write_u32};
 
-const FFA_MEM_LEND_64: u32 = 0xc400_0072;
-const WARDEN_VERSION: u32 = 0x8600_0000;
-const WARDEN_COUNTERS: u32 = 0x8600_0001;
-const WARDEN_BOOT_TIMES: u32 = 0x8600_0002;
 const PAGE: u64 = 4096;
 const EDU_VENDOR_DEVICE: u32 = 0x11e8_1234;
 const EDU_BUFFER: u64 = 0x4_0000;

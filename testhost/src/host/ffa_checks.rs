@@ -5,27 +5,25 @@
 
 use warden::platform::memmap::Range;
 
+use warden::ffa::abi::{
+    FFA_FEATURES, FFA_ID_GET, FFA_MSG_SEND_DIRECT_REQ2 as FFA_DIRECT_REQ2, FFA_PARTITION_INFO_GET,
+    FFA_RX_RELEASE, FFA_RXTX_MAP_64, FFA_SPM_ID_GET, FFA_VERSION, FfaError, fid32, fid64, num,
+};
+
 use super::{FFA_SUCCESS_32, Report, error_of, smc};
 
-const FFA_VERSION: u32 = 0x8400_0063;
-const FFA_FEATURES: u32 = 0x8400_0064;
-const FFA_RX_RELEASE: u32 = 0x8400_0065;
-const FFA_RXTX_MAP_64: u32 = 0xc400_0066;
-const FFA_RXTX_UNMAP: u32 = 0x8400_0067;
-const FFA_PARTITION_INFO_GET: u32 = 0x8400_0068;
-const FFA_ID_GET: u32 = 0x8400_0069;
-const FFA_RUN: u32 = 0x8400_006d;
-const FFA_DIRECT_REQ_32: u32 = 0x8400_006f;
-const FFA_DIRECT_REQ_64: u32 = 0xc400_006f;
-const FFA_DIRECT_RESP_32: u64 = 0x8400_0070;
-const FFA_SPM_ID_GET: u32 = 0x8400_0085;
-const FFA_MSG_SEND2: u32 = 0x8400_0086;
-const FFA_DIRECT_REQ2: u32 = 0xc400_008d;
+// Function IDs and error codes from warden's FF-A vocabulary (DEN0077A v1.2 §13).
+const FFA_RXTX_UNMAP: u32 = fid32(num::RXTX_UNMAP);
+const FFA_RUN: u32 = fid32(num::RUN);
+const FFA_DIRECT_REQ_32: u32 = fid32(num::MSG_SEND_DIRECT_REQ);
+const FFA_DIRECT_REQ_64: u32 = fid64(num::MSG_SEND_DIRECT_REQ);
+const FFA_DIRECT_RESP_32: u64 = fid32(num::MSG_SEND_DIRECT_RESP) as u64;
+const FFA_MSG_SEND2: u32 = fid32(num::MSG_SEND2);
 
-const NOT_SUPPORTED: i32 = -1;
-const INVALID_PARAMETERS: i32 = -2;
-const BUSY: i32 = -4;
-const DENIED: i32 = -6;
+const NOT_SUPPORTED: i32 = FfaError::NotSupported.code();
+const INVALID_PARAMETERS: i32 = FfaError::InvalidParameters.code();
+const BUSY: i32 = FfaError::Busy.code();
+const DENIED: i32 = FfaError::Denied.code();
 
 /// OP-TEE's FF-A ABI (optee_os core/include/optee_ffa.h): w3 selects the function.
 const OPTEE_FFA_GET_API_VERSION: u64 = 0;
@@ -508,12 +506,12 @@ pub fn still_served(r: &mut Report) {
 /// A notification round trip with OP-TEE as the sender: the host's bitmap, a binding, a
 /// GET of the host's own notifications, and the undoing of both; SET is not offered.
 fn notifications(r: &mut Report) {
-    const CREATE: u32 = 0x8400_007d;
-    const DESTROY: u32 = 0x8400_007e;
-    const BIND: u32 = 0x8400_007f;
-    const UNBIND: u32 = 0x8400_0080;
-    const SET: u32 = 0x8400_0081;
-    const GET: u32 = 0x8400_0082;
+    const CREATE: u32 = fid32(num::NOTIFICATION_BITMAP_CREATE);
+    const DESTROY: u32 = fid32(num::NOTIFICATION_BITMAP_DESTROY);
+    const BIND: u32 = fid32(num::NOTIFICATION_BIND);
+    const UNBIND: u32 = fid32(num::NOTIFICATION_UNBIND);
+    const SET: u32 = fid32(num::NOTIFICATION_SET);
+    const GET: u32 = fid32(num::NOTIFICATION_GET);
     let ok = |x: &[u64; 18]| x[0] == FFA_SUCCESS_32;
     let c = smc(CREATE, &[0, 4]);
     let b = smc(BIND, &[OPTEE_ID << 16, 0, 1 << 5, 0]);

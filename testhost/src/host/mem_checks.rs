@@ -5,19 +5,21 @@ use warden::ffa::memory::{Constituent, MemTransaction, Receiver};
 use warden::ffa::version::FfaVersion;
 use warden::platform::memmap::Range;
 
+use warden::ffa::abi::{FFA_RXTX_MAP_64, FfaError, fid32, fid64, num};
+
 use super::{FFA_SUCCESS_32, Report, error_of, probe, read_u32, smc};
 
-const FFA_DIRECT_REQ_32: u32 = 0x8400_006f;
-const FFA_MEM_SHARE_64: u32 = 0xc400_0073;
-const FFA_MEM_LEND_64: u32 = 0xc400_0072;
-const FFA_MEM_RECLAIM: u32 = 0x8400_0077;
-const FFA_MEM_FRAG_RX: u64 = 0x8400_007a;
-const FFA_MEM_FRAG_TX: u32 = 0x8400_007b;
-const FFA_RXTX_MAP_64: u32 = 0xc400_0066;
-const FFA_RXTX_UNMAP: u32 = 0x8400_0067;
-const INVALID_PARAMETERS: i32 = -2;
-const BUSY: i32 = -4;
-const DENIED: i32 = -6;
+// Function IDs and error codes from warden's FF-A vocabulary (DEN0077A v1.2 §13).
+const FFA_DIRECT_REQ_32: u32 = fid32(num::MSG_SEND_DIRECT_REQ);
+const FFA_MEM_SHARE_64: u32 = fid64(num::MEM_SHARE);
+pub(crate) const FFA_MEM_LEND_64: u32 = fid64(num::MEM_LEND);
+const FFA_MEM_RECLAIM: u32 = fid32(num::MEM_RECLAIM);
+const FFA_MEM_FRAG_RX: u64 = fid32(num::MEM_FRAG_RX) as u64;
+const FFA_MEM_FRAG_TX: u32 = fid32(num::MEM_FRAG_TX);
+const FFA_RXTX_UNMAP: u32 = fid32(num::RXTX_UNMAP);
+const INVALID_PARAMETERS: i32 = FfaError::InvalidParameters.code();
+const BUSY: i32 = FfaError::Busy.code();
+const DENIED: i32 = FfaError::Denied.code();
 const OPTEE_ID: u16 = 0x8001;
 /// OP-TEE's FF-A ABI (optee_ffa.h): a yielding call whose argument struct lives in
 /// shared memory named by its handle (w4/w5) and offset (w6), and the release of it.
