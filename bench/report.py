@@ -169,23 +169,25 @@ def build(warden, native, meta):
     return {"schema": SCHEMA, "meta": meta, "modes": modes, "ops": ops}
 
 
+def print_ops(ops, headers, cells, right=frozenset()):
+    """One row per operation: its description, then cells(entry, warden, native)."""
+    rows = [[e["description"], *cells(e, e["warden"], e["native"])] for e in ops]
+    print(table(["operation", *headers], rows, right=right))
+
+
 def print_tables(data):
     ops = data["ops"]
     print("Instructions per call at every EL (generic counter at 1 GHz under QEMU -icount shift=0:")
     print("one tick per instruction, normal and secure world): median (min-max) over the")
     print("iterations, one number where every iteration counted the same.")
     print()
-    rows = []
-    for e in ops:
-        w, n = e["warden"], e["native"]
+    def every_el(e, w, n):
         iters = max((r or {}).get("iters", 0) or 0 for r in (w, n))
-        rows.append([
-            e["description"], f"{iters:,}", cell(w), cell(n),
-            f"{e['added']:+,}" if e["added"] is not None else "-",
-            f"{e['ratio']:.2f}x" if e["ratio"] is not None else "-",
-        ])
-    print(table(["operation", "iters", "with warden", "without warden", "added", "ratio"],
-                rows, right={1, 4, 5}))
+        return [f"{iters:,}", cell(w), cell(n),
+                f"{e['added']:+,}" if e["added"] is not None else "-",
+                f"{e['ratio']:.2f}x" if e["ratio"] is not None else "-"]
+    print_ops(ops, ["iters", "with warden", "without warden", "added", "ratio"], every_el,
+              right={1, 4, 5})
     refused = [e["op"] for e in ops if e["op"].startswith("mem_share")
                and any((r or {}).get("detail") == "INVALID_PARAMETERS"
                        for r in (e["warden"], e["native"]))]
@@ -198,11 +200,8 @@ def print_tables(data):
     print("this firmware). Under warden: the client at EL1 plus warden at EL2; EL2 alone is")
     print("warden's own work. Without warden: the client at EL2 (the SMC itself).")
     print()
-    rows = []
-    for e in ops:
-        w, n = e["warden"], e["native"]
-        rows.append([e["description"], cell(w, "pmu"), cell(w, "el2"), cell(n, "pmu")])
-    print(table(["operation", "with warden: EL1+EL2", "warden (EL2)", "without warden"], rows))
+    print_ops(ops, ["with warden: EL1+EL2", "warden (EL2)", "without warden"],
+              lambda e, w, n: [cell(w, "pmu"), cell(w, "el2"), cell(n, "pmu")])
 
 
 def print_facts(data):

@@ -27,11 +27,16 @@ use core::arch::asm;
 use crate::client::El;
 
 const INST_RETIRED: u64 = 0x08;
-const P: u64 = 1 << 31;
-const U: u64 = 1 << 30;
-const NSK: u64 = 1 << 29;
-const NSH: u64 = 1 << 27;
-const M: u64 = 1 << 26;
+// The filter bits of PMEVTYPER<n>_EL0, by position.
+const P: u64 = bit(31);
+const U: u64 = bit(30);
+const NSK: u64 = bit(29);
+const NSH: u64 = bit(27);
+const M: u64 = bit(26);
+
+const fn bit(n: u32) -> u64 {
+    1 << n
+}
 
 /// PMCR_EL0: E (enable), P and C (reset the event and cycle counters), LC (64-bit cycle
 /// counter overflow); D (divide by 64), X and DP (stop cycles where events are
