@@ -6,8 +6,9 @@
 use warden::platform::memmap::Range;
 
 use warden::ffa::abi::{
-    FFA_FEATURES, FFA_ID_GET, FFA_MSG_SEND_DIRECT_REQ2 as FFA_DIRECT_REQ2, FFA_PARTITION_INFO_GET,
-    FFA_RX_RELEASE, FFA_RXTX_MAP_64, FFA_SPM_ID_GET, FFA_VERSION, FfaError, fid32, fid64, num,
+    FFA_ERROR, FFA_FEATURES, FFA_ID_GET, FFA_INTERRUPT,
+    FFA_MSG_SEND_DIRECT_REQ2 as FFA_DIRECT_REQ2, FFA_PARTITION_INFO_GET, FFA_RX_RELEASE,
+    FFA_RXTX_MAP_64, FFA_SPM_ID_GET, FFA_SUCCESS_64, FFA_VERSION, FfaError, fid32, fid64, num,
 };
 
 use super::{FFA_SUCCESS_32, Report, error_of, smc};
@@ -176,8 +177,13 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
     );
     // FFA_ERROR_32, FFA_SUCCESS_32/64 and FFA_INTERRUPT_32 are mandatory interfaces the host
     // receives (DEN0077A v1.2 §13.3): FEATURES says SUCCESS, with no properties.
-    let received = [0x8400_0060u32, 0x8400_0061, 0xc400_0061, 0x8400_0062]
-        .map(|fid| smc(FFA_FEATURES, &[fid as u64]));
+    let received = [
+        FFA_ERROR,
+        fid32(num::SUCCESS),
+        FFA_SUCCESS_64,
+        FFA_INTERRUPT,
+    ]
+    .map(|fid| smc(FFA_FEATURES, &[fid as u64]));
     r.check(
         "FFA_FEATURES: ERROR, SUCCESS 32/64, INTERRUPT are supported",
         received
@@ -426,12 +432,15 @@ pub fn run(r: &mut Report, v: u32, warden: Option<Range>) {
     );
 
     for (fid, what) in [
-        (0x8400_00ffu32, "unknown FF-A function"),
-        (0xc400_0063, "64-bit FFA_VERSION"),
+        (fid32(0xff), "unknown FF-A function"),
+        (fid64(num::VERSION), "64-bit FFA_VERSION"),
         (FFA_MSG_SEND2, "MSG_SEND2 (not mediated)"),
-        (0xc400_0071, "MEM_DONATE (the host never gives memory away)"),
         (
-            0xc400_0074,
+            fid64(num::MEM_DONATE),
+            "MEM_DONATE (the host never gives memory away)",
+        ),
+        (
+            fid64(num::MEM_RETRIEVE_REQ),
             "MEM_RETRIEVE_REQ (the host is never a borrower)",
         ),
     ] {

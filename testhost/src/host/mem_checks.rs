@@ -5,12 +5,15 @@ use warden::ffa::memory::{Constituent, MemTransaction, Receiver};
 use warden::ffa::version::FfaVersion;
 use warden::platform::memmap::Range;
 
-use warden::ffa::abi::{FFA_RXTX_MAP_64, FfaError, fid32, fid64, num};
+use warden::ffa::abi::{
+    FFA_RXTX_MAP_64, FfaError, fid32, fid64, handle_from_regs, handle_to_regs, num,
+};
 
 use super::{FFA_SUCCESS_32, Report, error_of, probe, read_u32, smc};
 
 // Function IDs and error codes from warden's FF-A vocabulary (DEN0077A v1.2 §13).
 const FFA_DIRECT_REQ_32: u32 = fid32(num::MSG_SEND_DIRECT_REQ);
+const FFA_DIRECT_RESP_32: u64 = fid32(num::MSG_SEND_DIRECT_RESP) as u64;
 const FFA_MEM_SHARE_64: u32 = fid64(num::MEM_SHARE);
 pub(crate) const FFA_MEM_LEND_64: u32 = fid64(num::MEM_LEND);
 const FFA_MEM_RECLAIM: u32 = fid32(num::MEM_RECLAIM);
@@ -70,11 +73,12 @@ fn write(pa: u64, data: &[u8]) {
 }
 
 pub(crate) fn handle_of(r: &[u64; 18]) -> Option<u64> {
-    (r[0] == FFA_SUCCESS_32).then_some(r[2] as u32 as u64 | (r[3] as u32 as u64) << 32)
+    (r[0] == FFA_SUCCESS_32).then_some(handle_from_regs(r[2], r[3]))
 }
 
 pub(crate) fn reclaim(h: u64) -> [u64; 18] {
-    smc(FFA_MEM_RECLAIM, &[h & 0xffff_ffff, h >> 32, 0])
+    let [lo, hi] = handle_to_regs(h);
+    smc(FFA_MEM_RECLAIM, &[lo, hi, 0])
 }
 
 /// The checks `run` makes: one page shared with OP-TEE (6), the large shares (4), the lend
@@ -101,14 +105,15 @@ pub fn run(r: &mut Report, version: u32, tx: u64, scratch: Range, warden: Option
     );
     let h = h.unwrap_or(0);
     say!("testhost: shared {page:#x} as handle {h:#x}");
+    let [h_lo, h_hi] = handle_to_regs(h);
     let call = smc(
         FFA_DIRECT_REQ_32,
         &[
             OPTEE_ID as u64,
             0,
             OPTEE_FFA_YIELDING_CALL_WITH_ARG,
-            h & 0xffff_ffff,
-            h >> 32,
+            h_lo,
+            h_hi,
             0,
         ],
     );
@@ -122,7 +127,7 @@ pub fn run(r: &mut Report, version: u32, tx: u64, scratch: Range, warden: Option
     );
     r.check(
         "OP-TEE reads and writes the shared page",
-        call[0] == 0x8400_0070 && call[3] == 0 && ret != 0x5a5a_5a5a && origin == 3,
+        call[0] == FFA_DIRECT_RESP_32 && call[3] == 0 && ret != 0x5a5a_5a5a && origin == 3,
         format_args!(
             "x0 {:#x} w3 {:#x} ret {ret:#x} origin {origin}",
             call[0], call[3]
@@ -130,17 +135,11 @@ pub fn run(r: &mut Report, version: u32, tx: u64, scratch: Range, warden: Option
     );
     let un = smc(
         FFA_DIRECT_REQ_32,
-        &[
-            OPTEE_ID as u64,
-            0,
-            OPTEE_FFA_UNREGISTER_SHM,
-            h & 0xffff_ffff,
-            h >> 32,
-        ],
+        &[OPTEE_ID as u64, 0, OPTEE_FFA_UNREGISTER_SHM, h_lo, h_hi],
     );
     r.check(
         "OP-TEE releases the handle",
-        un[0] == 0x8400_0070 && un[3] == 0,
+        un[0] == FFA_DIRECT_RESP_32 && un[3] == 0,
         format_args!("x0 {:#x} w3 {:#x}", un[0], un[3]),
     );
     let again = send(FFA_MEM_SHARE_64, &desc(v, &[(page, 1)], false), tx);
@@ -317,7 +316,7 @@ pub fn run(r: &mut Report, version: u32, tx: u64, scratch: Range, warden: Option
         error_of(&busy) == Some(BUSY),
         format_args!("{:?}", error_of(&busy)),
     );
-    let gone = reclaim(first[1] as u32 as u64 | (first[2] as u32 as u64) << 32);
+    let gone = reclaim(handle_from_regs(first[1], first[2]));
     r.check(
         "reclaim abandons the half-sent transaction",
         gone[0] == FFA_SUCCESS_32,

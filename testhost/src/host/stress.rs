@@ -7,6 +7,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use warden::ffa::version::FfaVersion;
 
+use warden::ffa::abi::{FFA_SUCCESS_32, fid32, fid64, num};
+
 use super::mem_checks;
 use super::smc;
 
@@ -41,8 +43,8 @@ pub fn worker(cpu: usize) {
     let page = scratch + 0x2000 * cpu as u64;
     let Some(done) = DONE.get(cpu) else { return };
     for i in 0..ITERATIONS {
-        let d = smc(0x8400_006f, &[0x8001, 0, 0]);
-        if d[0] != 0x8400_0070 || d[3] != 1 {
+        let d = smc(fid32(num::MSG_SEND_DIRECT_REQ), &[0x8001, 0, 0]);
+        if d[0] != u64::from(fid32(num::MSG_SEND_DIRECT_RESP)) || d[3] != 1 {
             fail(1, &d);
         }
         // SAFETY: this CPU's own scratch page, host RAM, unless it is lent right now
@@ -53,12 +55,13 @@ pub fn worker(cpu: usize) {
             let desc = mem_checks::desc(v, &[(page, 1)], lend);
             let r = {
                 let _tx = TX_LOCK.lock();
-                mem_checks::send(if lend { 0xc400_0072 } else { 0xc400_0073 }, &desc, tx)
+                let fid = fid64(if lend { num::MEM_LEND } else { num::MEM_SHARE });
+                mem_checks::send(fid, &desc, tx)
             };
             match mem_checks::handle_of(&r) {
                 Some(h) => {
                     let rc = mem_checks::reclaim(h);
-                    if rc[0] != 0x8400_0061 {
+                    if rc[0] != u64::from(FFA_SUCCESS_32) {
                         fail(3, &rc);
                     }
                 }
