@@ -333,9 +333,10 @@ fn frag_rx(handle: Handle, offset: usize) -> Reply {
     ))
 }
 
-/// Sends transaction `t` to the SPMC in its layout, in fragments of at most one page
-/// (warden's TX buffer), and returns the SPMC's handle. A transaction the SPMC stops
-/// half way is abandoned with FFA_MEM_RECLAIM (§10.4.2).
+/// Sends transaction `t` to the SPMC in its layout, in fragments of at most warden's TX
+/// buffer (`own_buffer_pages`: all of it, or one page if the SPMC refused more; see setup),
+/// and returns the SPMC's handle. A transaction the SPMC stops half way is abandoned with
+/// FFA_MEM_RECLAIM (§10.4.2).
 fn send_to_spmc(
     own_buffer_pages: u64,
     t: &memory::MemTransaction,

@@ -45,7 +45,8 @@ pub trait ProxyEnv {
     fn own_rx(&self) -> &[u8];
     /// Copies host memory at `pa` (inside the host's TX buffer) into `buf`.
     fn read_host(&self, pa: u64, buf: &mut [u8]);
-    /// Writes `data` at the start of warden's own TX buffer (at most one page).
+    /// Writes `data` at the start of warden's own TX buffer (at most its size, the
+    /// `own_buffer_pages` the SPMC accepted at setup).
     fn write_own_tx(&mut self, data: &[u8]);
     /// Removes `ranges` from the host's stage-2 (a lend); all or nothing.
     fn unmap_from_host(&mut self, ranges: &[Range]) -> Result<(), FfaError>;
