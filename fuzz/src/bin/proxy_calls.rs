@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use warden::ffa::abi::{self, FfaError};
+use warden::ffa::abi::{self, FfaError, fid32, fid64, num};
 use warden::ffa::answers::well_formed;
 use warden::ffa::proxy::FfaProxy;
 use warden::ffa::proxy::ProxyEnv;
@@ -19,26 +19,26 @@ const HOST_RX: u64 = 0x4000_1000;
 
 /// Functions worth aiming at (the rest of 0x60-0xff is reached through raw IDs).
 const FIDS: [u32; 20] = [
-    0x8400_0063,
-    0x8400_0064,
-    0x8400_0065,
-    0xc400_0066,
-    0x8400_0067,
-    0x8400_0068,
-    0x8400_0069,
-    0x8400_006d,
-    0x8400_006f,
-    0xc400_006f,
-    0xc400_0072,
-    0xc400_0073,
-    0x8400_0073,
-    0x8400_0077,
-    0x8400_007b,
-    0x8400_007d,
-    0x8400_007e,
-    0xc400_0083,
-    0xc400_008d,
-    0x8400_0085,
+    fid32(num::VERSION),
+    fid32(num::FEATURES),
+    fid32(num::RX_RELEASE),
+    fid64(num::RXTX_MAP),
+    fid32(num::RXTX_UNMAP),
+    fid32(num::PARTITION_INFO_GET),
+    fid32(num::ID_GET),
+    fid32(num::RUN),
+    fid32(num::MSG_SEND_DIRECT_REQ),
+    fid64(num::MSG_SEND_DIRECT_REQ),
+    fid64(num::MEM_LEND),
+    fid64(num::MEM_SHARE),
+    fid32(num::MEM_SHARE),
+    fid32(num::MEM_RECLAIM),
+    fid32(num::MEM_FRAG_TX),
+    fid32(num::NOTIFICATION_BITMAP_CREATE),
+    fid32(num::NOTIFICATION_BITMAP_DESTROY),
+    fid64(num::NOTIFICATION_INFO_GET),
+    fid64(num::MSG_SEND_DIRECT_REQ2),
+    fid32(num::SPM_ID_GET),
 ];
 
 fuzz_target!(|data: &[u8]| {

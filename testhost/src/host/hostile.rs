@@ -9,6 +9,7 @@ use warden::ffa::answers::well_formed;
 use super::{FFA_SUCCESS_32, Report, smc};
 
 use warden::ffa::abi::{self, num};
+use warden::hvc::WARDEN_COUNTERS;
 
 const FFA_ID_GET: u32 = abi::FFA_ID_GET;
 const FFA_RXTX_UNMAP: u32 = abi::fid32(num::RXTX_UNMAP);
@@ -16,7 +17,6 @@ const FFA_DIRECT_REQ_32: u32 = abi::fid32(num::MSG_SEND_DIRECT_REQ);
 const FFA_DIRECT_RESP_32: u64 = abi::fid32(num::MSG_SEND_DIRECT_RESP) as u64;
 const FFA_MEM_FRAG_RX: u64 = abi::fid32(num::MEM_FRAG_RX) as u64;
 const FFA_MEM_RECLAIM: u32 = abi::fid32(num::MEM_RECLAIM);
-const WARDEN_COUNTERS: u32 = 0x8600_0001;
 
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
@@ -61,7 +61,7 @@ pub fn run(
     let mut batches_ok = 0u64;
     let mut given_up = 0u64;
     for n in 0x60u32..=0xff {
-        for fid in [0x8400_0000 | n, 0xc400_0000 | n] {
+        for fid in [abi::fid32(n), abi::fid64(n)] {
             for variant in 0..6 {
                 let mut args = [0u64; 17];
                 for a in args.iter_mut() {

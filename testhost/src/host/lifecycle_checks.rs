@@ -5,12 +5,12 @@
 //! everything, then boots "again" at another version and makes a few calls in it.
 
 use warden::ffa::abi::{self, num};
+use warden::hvc::WARDEN_COUNTERS;
 
 use super::{FFA_SUCCESS_32, Report, error_of, ffa_checks, read_u32, smc, write_u32};
 
 const OPTEE_ID: u64 = 0x8001;
 const OPTEE_FFA_GET_API_VERSION: u64 = 0;
-const WARDEN_COUNTERS: u32 = 0x8600_0001;
 const NOT_SUPPORTED_W0: u64 = 0xffff_ffff;
 
 /// The checks `run` makes.
