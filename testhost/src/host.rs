@@ -16,7 +16,7 @@ pub(crate) use el1kit::mmu::counter as cntpct;
 
 /// PSCI CPU_ON and AFFINITY_INFO with 64-bit arguments: SMC64 sets bit 30 of the function
 /// ID (DEN0028 §2).
-const PSCI_CPU_ON_64: u32 = psci::CPU_ON | 1 << 30;
+pub(crate) const PSCI_CPU_ON_64: u32 = psci::CPU_ON | 1 << 30;
 const PSCI_AFFINITY_INFO_64: u32 = psci::AFFINITY_INFO | 1 << 30;
 const NOT_SUPPORTED: u32 = warden::smccc::NOT_SUPPORTED as u32;
 

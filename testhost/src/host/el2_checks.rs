@@ -3,13 +3,15 @@
 
 use core::arch::asm;
 
-use super::{Report, smc};
+use super::{PSCI_CPU_ON_64, Report, smc};
+use warden::hvc::WARDEN_VERSION;
 use warden::platform::memmap::Range;
+use warden::psci;
 
-const PSCI_CPU_ON_32: u32 = 0x8400_0003;
-const PSCI_CPU_ON_64: u32 = 0xc400_0003;
+const PSCI_CPU_ON_32: u32 = psci::CPU_ON;
+/// PSCI return codes (DEN0022 §5).
 const ALREADY_ON: i32 = -4;
-const INVALID_ADDRESS: i32 = -9;
+const INVALID_ADDRESS: i32 = psci::INVALID_ADDRESS as i32;
 
 /// The checks `run` makes.
 pub(crate) const PLANNED: u32 = 8;
@@ -111,7 +113,7 @@ fn pmu_check(r: &mut Report) {
     let el1_only = 1 << 30;
     let (at_el2, at_el1) = count_events(el2_only, el1_only, || {
         for _ in 0..100 {
-            smccc::hvc64(0x8600_0000, [0; 17]);
+            smccc::hvc64(WARDEN_VERSION, [0; 17]);
         }
     });
     say!("testhost: PMU across 100 HVCs: {at_el2} cycles at EL2, {at_el1} at EL1");
