@@ -143,7 +143,7 @@ fn set_way_check(r: &mut Report) {
 /// TRNG version or NOT_SUPPORTED (this firmware has no TRNG; qemu-tests checks that warden
 /// did not refuse it); SDEI_VERSION (SDEI registers EL1 entry points with EL3) is refused.
 fn allow_list_checks(r: &mut Report) {
-    let v = smc(0x8400_0050, &[])[0] as u32;
+    let v = smc(warden::smccc::TRNG_VERSION, &[])[0] as u32;
     say!("testhost: TRNG_VERSION = {v:#x}");
     r.check(
         "TRNG_VERSION answered by EL3",
