@@ -38,12 +38,15 @@ DESCRIPTIONS = {
 def describe(op):
     if op in DESCRIPTIONS:
         return DESCRIPTIONS[op]
-    if op.startswith("mem_share_reclaim_"):
-        rest = op[len("mem_share_reclaim_"):]
+    for kind in ("share", "lend"):
+        prefix = f"mem_{kind}_reclaim_"
+        if not op.startswith(prefix):
+            continue
+        rest = op[len(prefix):]
         contiguous = rest.endswith("_contiguous")
         pages = int(rest.split("_")[0]) if rest.split("_")[0].isdigit() else rest
         ranges = 1 if contiguous else pages
-        return (f"MEM_SHARE+RECLAIM {pages} page{'s' if pages != 1 else ''},"
+        return (f"MEM_{kind.upper()}+RECLAIM {pages} page{'s' if pages != 1 else ''},"
                 f" {ranges} range{'s' if ranges != 1 else ''}")
     return op
 

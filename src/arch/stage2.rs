@@ -1,5 +1,11 @@
 //! The host's stage-2 translation: an identity map of the IPA space in which warden's own
 //! memory does not appear, so no host access can reach it.
+//!
+//! Lends and reclaims cost a bounded amount of work per range, whatever the host already
+//! holds: the lent ranges are kept in an ordered map (one lookup per range, one range query
+//! per 2 MiB block), a page of an already split block is unmapped in place, and each 2 MiB
+//! block is split (break-before-make) at most once per lend. `Work` counts the operations so
+//! that a unit test can hold this bound.
 // Host input must never be able to panic warden: no unwrap/expect/panic and no
 // indexing that can go out of bounds in code that sees host-derived values (tests aside).
 #![cfg_attr(
@@ -12,10 +18,14 @@
     )
 )]
 
+use core::fmt;
+
+use aarch64_paging::MapError;
 use aarch64_paging::descriptor::Stage2Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{MemoryRegion, Stage2};
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::platform::memmap::{HostMemKind, Range};
@@ -34,18 +44,62 @@ fn root_level(ipa_bits: u32) -> usize {
     if ipa_bits > 39 { 0 } else { 1 }
 }
 
+/// Why a lend was refused. Nothing is left changed when it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage2Error {
+    /// The translation table library refused a change.
+    Map(MapError),
+    /// A range is empty or not page-aligned.
+    Unaligned(Range),
+    /// A range overlaps one already lent (or another range of the same lend). The
+    /// ownership tracker never asks for this; refusing it keeps the lent map exact.
+    AlreadyLent(Range),
+}
+
+impl From<MapError> for Stage2Error {
+    fn from(e: MapError) -> Self {
+        Self::Map(e)
+    }
+}
+
+impl fmt::Display for Stage2Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Map(e) => write!(f, "{e}"),
+            Self::Unaligned(r) => write!(f, "{:#x}..{:#x} is not page-aligned", r.start, r.end),
+            Self::AlreadyLent(r) => write!(f, "{:#x}..{:#x} is already lent", r.start, r.end),
+        }
+    }
+}
+
+/// Operations done on the tables and the lent map since the table was built: what bounds
+/// the cost of a lend or reclaim.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    /// `map_range` calls (each walks the table from the root a bounded number of times).
+    pub table_updates: u64,
+    /// Descriptor look-ups that decide whether a block is already split.
+    pub walks: u64,
+    /// Lent ranges visited by range queries on the lent map.
+    pub lent_visits: u64,
+    /// 2 MiB blocks split with break-before-make.
+    pub blocks_split: u64,
+}
+
 pub struct HostStage2 {
     map: IdMap<Stage2>,
     /// What the host may map, as built at boot.
     layout: Vec<(Range, HostMemKind)>,
-    /// RAM currently lent to the secure world, hence unmapped.
-    lent: Vec<Range>,
+    /// RAM currently lent to the secure world, hence unmapped: start -> end, disjoint.
+    lent: BTreeMap<u64, u64>,
+    work: Work,
 }
 
 /// Largest block warden lets RAM use: 2 MiB. RAM is mapped in pieces of at most 512 MiB so
 /// that no 1 GiB block covers it; a lend then only ever splits 2 MiB blocks.
 const RAM_PIECE: u64 = 0x2000_0000;
 const BLOCK: u64 = 0x20_0000;
+const PAGE: u64 = 0x1000;
 
 // SAFETY: the tables are only reached through the `Mutex` that owns the `HostStage2`;
 // the raw pointers inside `IdMap` point at heap pages owned by it alone.
@@ -68,10 +122,7 @@ fn attributes(kind: HostMemKind) -> Stage2Attributes {
 }
 
 impl HostStage2 {
-    pub fn new(
-        layout: &[(Range, HostMemKind)],
-        ipa_bits: u32,
-    ) -> Result<Self, aarch64_paging::MapError> {
+    pub fn new(layout: &[(Range, HostMemKind)], ipa_bits: u32) -> Result<Self, MapError> {
         let mut map = IdMap::new(root_level(ipa_bits), Stage2);
         for (range, kind) in layout {
             let mut start = range.start;
@@ -89,62 +140,213 @@ impl HostStage2 {
         Ok(Self {
             map,
             layout: layout.to_vec(),
-            lent: Vec::new(),
+            lent: BTreeMap::new(),
+            work: Work::default(),
         })
     }
 
     /// Whether the host may access `ipa` now (RAM or device, not warden's, not lent).
     pub fn host_may_access(&self, ipa: u64) -> bool {
-        self.layout.iter().any(|(r, _)| r.contains(ipa))
-            && !self.lent.iter().any(|l| l.contains(ipa))
+        self.layout.iter().any(|(r, _)| r.contains(ipa)) && !self.is_lent(ipa)
     }
 
-    /// Unmaps `ranges` (host RAM being lent). Splitting a live 2 MiB block needs
-    /// break-before-make (DDI 0487 D8.16.1): the whole block is unmapped first, TLBs are
-    /// invalidated, then what the host keeps is mapped again in pages. A host access in
-    /// between faults to EL2, where `host_may_access` says to retry it.
-    pub fn lend(&mut self, ranges: &[Range]) -> Result<(), aarch64_paging::MapError> {
-        self.lent.extend_from_slice(ranges);
-        for r in ranges {
-            let cover = r.align_out(BLOCK);
-            self.map
-                .map_range(&region(cover), Stage2Attributes::empty())?;
+    fn is_lent(&self, ipa: u64) -> bool {
+        self.lent
+            .range(..=ipa)
+            .next_back()
+            .is_some_and(|(_, &end)| ipa < end)
+    }
+
+    /// The lent ranges that overlap `r`, in order: the one starting below `r` (at most one,
+    /// as they are disjoint) and those starting inside it.
+    fn lent_within(&self, r: Range) -> impl Iterator<Item = Range> + '_ {
+        let below = self
+            .lent
+            .range(..r.start)
+            .next_back()
+            .filter(|&(_, &end)| end > r.start);
+        below
+            .into_iter()
+            .chain(self.lent.range(r.start..r.end))
+            .map(|(&s, &e)| Range::new(s, e))
+    }
+
+    /// Unmaps `ranges` (host RAM being lent), all or nothing.
+    ///
+    /// A page inside a 2 MiB block that is still mapped whole needs break-before-make
+    /// (DDI 0487 D8.16.1): the block is unmapped first, TLBs are invalidated, then what the
+    /// host keeps is mapped again in pages. A host access in between faults to EL2, where
+    /// `host_may_access` says to retry it. A page of a block already split is unmapped in
+    /// place (a valid page becoming invalid needs no break). Every block is broken at most
+    /// once per lend, and all breaks share one invalidation.
+    pub fn lend(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
+        self.record_lent(ranges)?;
+        let mut broken: Vec<Range> = Vec::new();
+        let result = self.unmap_lent(ranges, &mut broken);
+        if let Err(e) = result {
+            // Give back everything this lend touched: its ranges and whatever of the broken
+            // blocks the host keeps.
+            for r in ranges {
+                self.lent.remove(&r.start);
+            }
+            for block in &broken {
+                let _ = self.map_host_ram(*block);
+            }
+            for r in ranges {
+                let _ = self.map_host_ram(*r);
+            }
             invalidate_all();
-            for piece in self.host_ram_within(cover) {
-                self.map
-                    .map_range(&region(piece), attributes(HostMemKind::Ram))?;
-            }
+            return Err(e);
         }
         invalidate_all();
         Ok(())
     }
 
-    /// Maps `ranges` back to the host (a reclaim, or a lend undone).
-    pub fn restore(&mut self, ranges: &[Range]) -> Result<(), aarch64_paging::MapError> {
-        self.lent.retain(|l| !ranges.contains(l));
+    /// Adds `ranges` to the lent map, or refuses and adds none.
+    fn record_lent(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
+        for (i, r) in ranges.iter().enumerate() {
+            let bad = if r.is_empty() || r.start % PAGE != 0 || r.end % PAGE != 0 {
+                Some(Stage2Error::Unaligned(*r))
+            } else {
+                self.work.lent_visits += 1;
+                self.lent_within(*r)
+                    .next()
+                    .map(|_| Stage2Error::AlreadyLent(*r))
+            };
+            if let Some(e) = bad {
+                for earlier in ranges.iter().take(i) {
+                    self.lent.remove(&earlier.start);
+                }
+                return Err(e);
+            }
+            self.lent.insert(r.start, r.end);
+        }
+        Ok(())
+    }
+
+    fn unmap_lent(&mut self, ranges: &[Range], broken: &mut Vec<Range>) -> Result<(), Stage2Error> {
         for r in ranges {
-            for piece in self.host_ram_within(*r) {
-                self.map
-                    .map_range(&region(piece), attributes(HostMemKind::Ram))?;
+            // Whole blocks in the middle go in one call: an invalid block entry replaces a
+            // valid block or a table (aarch64-paging frees the table after invalidating it).
+            let inner = Range::new(r.start.next_multiple_of(BLOCK), r.end & !(BLOCK - 1));
+            if inner.start < inner.end {
+                self.unmap(inner)?;
+            }
+            let head = Range::new(r.start, r.end.min(r.start.next_multiple_of(BLOCK)));
+            let tail = Range::new(head.end.max(r.end & !(BLOCK - 1)), r.end);
+            for part in [head, tail] {
+                if part.is_empty() {
+                    continue;
+                }
+                let block = part.align_out(BLOCK);
+                if part == block {
+                    self.unmap(part)?;
+                } else if self.mapped_as_block(part.start)? {
+                    if broken.last() != Some(&block) {
+                        broken.push(block);
+                    }
+                } else {
+                    self.unmap(part)?;
+                }
             }
         }
+        if broken.is_empty() {
+            return Ok(());
+        }
+        // Ranges arrive sorted from the proxy; sorting keeps "once per block" true anyway.
+        broken.sort_unstable();
+        broken.dedup();
+        // Break: every block to split becomes invalid, then one invalidation for all.
+        for block in broken.iter() {
+            self.unmap(*block)?;
+            self.work.blocks_split += 1;
+        }
         invalidate_all();
+        // Make: what the host keeps in those blocks, in pages.
+        for block in broken.iter() {
+            self.map_host_ram(*block)?;
+        }
         Ok(())
     }
 
-    /// The host's RAM inside `cover`, minus what is lent.
-    fn host_ram_within(&self, cover: Range) -> Vec<Range> {
-        let pieces: Vec<Range> = self
-            .layout
-            .iter()
-            .filter(|(r, k)| *k == HostMemKind::Ram && r.overlaps(&cover))
-            .map(|(r, _)| Range::new(r.start.max(cover.start), r.end.min(cover.end)))
-            .collect();
-        crate::platform::memmap::subtract_all(pieces, &self.lent)
+    /// Whether the page at `ipa` is mapped by a valid block descriptor (above level 3),
+    /// which a partial unmap would have to split.
+    fn mapped_as_block(&mut self, ipa: u64) -> Result<bool, Stage2Error> {
+        self.work.walks += 1;
+        let mut block = false;
+        self.map
+            .walk_range(&region(Range::new(ipa, ipa + PAGE)), &mut |_, d, level| {
+                block |= level < 3 && d.is_valid();
+                Ok(())
+            })?;
+        Ok(block)
+    }
+
+    fn unmap(&mut self, r: Range) -> Result<(), MapError> {
+        self.work.table_updates += 1;
+        self.map.map_range(&region(r), Stage2Attributes::empty())
+    }
+
+    /// Maps `ranges` back to the host (a reclaim, or a lend undone). Only host RAM of the
+    /// boot layout that is not lent under another handle is mapped.
+    pub fn restore(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
+        for r in ranges {
+            if self.lent.get(&r.start) == Some(&r.end) {
+                self.lent.remove(&r.start);
+            }
+        }
+        let mut result = Ok(());
+        for r in ranges {
+            if let Err(e) = self.map_host_ram(*r) {
+                result = Err(e);
+            }
+        }
+        invalidate_all();
+        result
+    }
+
+    /// Maps the host's RAM inside `cover`, minus what is lent, as host RAM.
+    fn map_host_ram(&mut self, cover: Range) -> Result<(), Stage2Error> {
+        let mut pieces: Vec<Range> = Vec::new();
+        for (r, kind) in &self.layout {
+            if *kind != HostMemKind::Ram || !r.overlaps(&cover) {
+                continue;
+            }
+            let ram = Range::new(r.start.max(cover.start), r.end.min(cover.end));
+            let mut at = ram.start;
+            let mut visits = 0;
+            for hole in self.lent_within(ram) {
+                visits += 1;
+                if hole.start > at {
+                    pieces.push(Range::new(at, hole.start));
+                }
+                at = at.max(hole.end);
+            }
+            if at < ram.end {
+                pieces.push(Range::new(at, ram.end));
+            }
+            self.work.lent_visits += visits;
+        }
+        for piece in pieces {
+            self.work.table_updates += 1;
+            self.map
+                .map_range(&region(piece), attributes(HostMemKind::Ram))?;
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> u64 {
         self.map.root_address().0 as u64
+    }
+
+    /// The operations done so far (for tests and the counters).
+    pub fn work(&self) -> Work {
+        self.work
+    }
+
+    /// How many ranges are lent now.
+    pub fn lent_ranges(&self) -> usize {
+        self.lent.len()
     }
 }
 
@@ -155,6 +357,7 @@ fn region(r: Range) -> MemoryRegion {
 /// Drops every stage-1 and stage-2 translation of the host (VMID 0) on all CPUs: per-IPA
 /// invalidation alone would leave combined stage-1+2 entries behind.
 fn invalidate_all() {
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
     // SAFETY: TLB maintenance only drops cached translations.
     unsafe {
         core::arch::asm!(
@@ -173,4 +376,185 @@ fn invalidate_all() {
 pub fn vtcr(pa_range: u64, ipa_bits: u32) -> u64 {
     let sl0 = 2 - root_level(ipa_bits) as u64;
     (64 - ipa_bits as u64) | sl0 << 6 | 1 << 8 | 1 << 10 | 3 << 12 | pa_range.min(5) << 16 | 1 << 31
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAM: Range = Range::new(0x4000_0000, 0x8000_0000);
+    const WARDEN: Range = Range::new(0x6000_0000, 0x6100_0000);
+
+    fn stage2() -> HostStage2 {
+        let layout = crate::platform::memmap::host_layout(
+            &[RAM],
+            &[WARDEN],
+            &[Range::new(0x0900_0000, 0x0900_1000)],
+            1 << 39,
+        );
+        HostStage2::new(&layout, 39).unwrap()
+    }
+
+    /// The table is live from `new` on; on the host, where no walker uses it, it may go.
+    impl Drop for HostStage2 {
+        fn drop(&mut self) {
+            self.map.mark_inactive();
+        }
+    }
+
+    /// What the table says about `ipa`: Some(level) of a valid leaf, None if unmapped.
+    fn leaf(s: &HostStage2, ipa: u64) -> Option<usize> {
+        let mut found = None;
+        s.map
+            .walk_range(&region(Range::new(ipa, ipa + PAGE)), &mut |_, d, level| {
+                if d.is_valid() {
+                    found = Some(level);
+                }
+                Ok(())
+            })
+            .unwrap();
+        found
+    }
+
+    /// `n` single-page ranges, every other page from `base`.
+    fn scattered(base: u64, n: u64) -> Vec<Range> {
+        (0..n)
+            .map(|i| Range::new(base + 2 * PAGE * i, base + 2 * PAGE * i + PAGE))
+            .collect()
+    }
+
+    #[test]
+    fn lend_unmaps_exactly_the_ranges_and_restore_maps_them_back() {
+        let mut s = stage2();
+        let base = 0x4820_0000;
+        assert_eq!(leaf(&s, base), Some(2), "RAM starts as 2 MiB blocks");
+        let ranges = scattered(base, 3);
+        s.lend(&ranges).unwrap();
+        for r in &ranges {
+            assert_eq!(leaf(&s, r.start), None);
+            assert!(!s.host_may_access(r.start));
+            assert_eq!(
+                leaf(&s, r.end),
+                Some(3),
+                "the page between stays the host's"
+            );
+            assert!(s.host_may_access(r.end));
+        }
+        assert_eq!(leaf(&s, base + BLOCK - PAGE), Some(3));
+        assert_eq!(
+            leaf(&s, base + BLOCK),
+            Some(2),
+            "the next block is untouched"
+        );
+        s.restore(&ranges).unwrap();
+        for r in &ranges {
+            assert_eq!(leaf(&s, r.start), Some(3));
+            assert!(s.host_may_access(r.start));
+        }
+        assert_eq!(s.lent_ranges(), 0);
+        assert!(
+            !s.host_may_access(WARDEN.start),
+            "warden is never the host's"
+        );
+    }
+
+    #[test]
+    fn ranges_across_blocks_and_whole_blocks() {
+        let mut s = stage2();
+        // From the last page of one block, through two whole blocks, into a third.
+        let r = Range::new(0x4840_0000 - PAGE, 0x4880_0000 + 2 * PAGE);
+        s.lend(&[r]).unwrap();
+        for ipa in [r.start, 0x4840_0000, 0x4860_0000, 0x4880_0000, r.end - PAGE] {
+            assert_eq!(leaf(&s, ipa), None, "{ipa:#x}");
+        }
+        assert_eq!(leaf(&s, r.start - PAGE), Some(3));
+        assert_eq!(leaf(&s, r.end), Some(3));
+        // A second lend in the same split block, under another handle.
+        let other = Range::new(r.start - 4 * PAGE, r.start - 3 * PAGE);
+        s.lend(&[other]).unwrap();
+        assert_eq!(leaf(&s, other.start), None);
+        s.restore(&[r]).unwrap();
+        assert_eq!(
+            leaf(&s, other.start),
+            None,
+            "another handle's page stays lent"
+        );
+        assert_eq!(
+            leaf(&s, 0x4860_0000),
+            Some(2),
+            "whole blocks come back as blocks"
+        );
+        assert_eq!(leaf(&s, r.start), Some(3));
+        s.restore(&[other]).unwrap();
+        assert_eq!(leaf(&s, other.start), Some(3));
+    }
+
+    #[test]
+    fn refused_lends_change_nothing() {
+        let mut s = stage2();
+        let a = Range::new(0x4400_0000, 0x4400_2000);
+        s.lend(&[a]).unwrap();
+        let before = s.lent_ranges();
+        let overlapping = [
+            Range::new(0x4500_0000, 0x4500_1000),
+            Range::new(0x4400_1000, 0x4400_3000),
+        ];
+        assert_eq!(
+            s.lend(&overlapping),
+            Err(Stage2Error::AlreadyLent(overlapping[1]))
+        );
+        let twice = [
+            Range::new(0x4500_0000, 0x4500_2000),
+            Range::new(0x4500_1000, 0x4500_3000),
+        ];
+        assert!(matches!(s.lend(&twice), Err(Stage2Error::AlreadyLent(_))));
+        assert!(matches!(
+            s.lend(&[Range::new(0x4500_0800, 0x4500_1000)]),
+            Err(Stage2Error::Unaligned(_))
+        ));
+        assert_eq!(s.lent_ranges(), before);
+        assert_eq!(leaf(&s, 0x4500_0000), Some(2), "nothing was unmapped");
+        assert!(s.host_may_access(0x4500_0000));
+    }
+
+    /// The work of a lend and its reclaim grows linearly with the number of ranges: the
+    /// operations per range stay under a constant, whether the host already holds many
+    /// lent ranges or none, and with ranges scattered over few or many blocks.
+    #[test]
+    fn work_per_range_is_bounded() {
+        fn cost(s: &mut HostStage2, ranges: &[Range]) -> u64 {
+            let before = s.work();
+            s.lend(ranges).unwrap();
+            s.restore(ranges).unwrap();
+            let after = s.work();
+            (after.table_updates - before.table_updates)
+                + (after.walks - before.walks)
+                + (after.lent_visits - before.lent_visits)
+        }
+        let mut s = stage2();
+        // Many lent ranges held under other handles, in the same blocks as the lends below
+        // and elsewhere: a lend must not scan them.
+        let held: Vec<Range> = scattered(0x4800_0000 + PAGE, 2000);
+        s.lend(&held).unwrap();
+        for n in [16u64, 256, 4000] {
+            // Dense: every other page of a region, a few ranges per 2 MiB block.
+            let dense = scattered(0x4800_0000, n);
+            let c = cost(&mut s, &dense);
+            assert!(c <= 5 * n + 16, "{n} dense ranges cost {c}");
+            // Sparse: one page in each of n blocks (the worst case for splitting).
+            let sparse: Vec<Range> = (0..n.min(200))
+                .map(|i| Range::new(0x6100_0000 + i * BLOCK, 0x6100_0000 + i * BLOCK + PAGE))
+                .collect();
+            let c = cost(&mut s, &sparse);
+            assert!(
+                c <= 6 * sparse.len() as u64 + 16,
+                "{} sparse ranges cost {c}",
+                sparse.len()
+            );
+        }
+        assert_eq!(s.lent_ranges(), held.len());
+        for r in &held {
+            assert!(!s.host_may_access(r.start));
+        }
+    }
 }
