@@ -60,8 +60,142 @@ fn has_compatible(node: fdt::node::FdtNode<'_, '_>, want: &str) -> bool {
 /// firmware edits a tree in place (TF-A's BL2 does): the `fdt` crate (0.1.5) stops walking
 /// a node at the first one and would miss `/cpus` and `/chosen`.
 pub fn normalize(blob: &[u8]) -> Result<Vec<u8>, DtError> {
-    let fdt = dtoolkit::fdt::Fdt::new(blob).map_err(|_| DtError::BadBlob)?;
-    Ok(dtoolkit::model::DeviceTree::from_fdt(&fdt).to_dtb())
+    pruned(blob, &[])
+}
+
+// Flattened devicetree structure tokens and header layout (Devicetree Specification v0.4
+// §5.2, §5.4).
+const FDT_MAGIC: u32 = 0xd00d_feed;
+const FDT_BEGIN_NODE: u32 = 1;
+const FDT_END_NODE: u32 = 2;
+const FDT_PROP: u32 = 3;
+const FDT_NOP: u32 = 4;
+const FDT_END: u32 = 9;
+const HEADER_LEN: usize = 40;
+
+fn be32(blob: &[u8], at: usize) -> Option<u32> {
+    let b = blob.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// A copy of `blob` without FDT_NOP tokens and without the nodes at `drop` (full paths,
+/// unit addresses included) and everything under them, in one pass over the structure
+/// block: no tree model is built, so the cost is linear in the blob's size. This is most
+/// of warden's boot otherwise (two model round trips of the whole tree). The memory
+/// reservation and strings blocks are copied as they are; the header is rewritten for the
+/// new layout (version 17).
+pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
+    let bad = || DtError::BadBlob;
+    let field = |i: usize| {
+        be32(blob, 4 * i)
+            .map(|v| v as usize)
+            .ok_or(DtError::BadBlob)
+    };
+    if be32(blob, 0) != Some(FDT_MAGIC) {
+        return Err(bad());
+    }
+    let (total, off_struct, off_strings, off_rsv) = (field(1)?, field(2)?, field(3)?, field(4)?);
+    let (strings_len, struct_len) = (field(8)?, field(9)?);
+    let blob = blob.get(..total).ok_or_else(bad)?;
+    let structure = blob
+        .get(off_struct..off_struct.checked_add(struct_len).ok_or_else(bad)?)
+        .ok_or_else(bad)?;
+    let strings = blob
+        .get(off_strings..off_strings.checked_add(strings_len).ok_or_else(bad)?)
+        .ok_or_else(bad)?;
+    // Memory reservation block: 16-byte (address, size) entries up to an all-zero one.
+    let mut rsv_end = off_rsv;
+    loop {
+        let entry = blob.get(rsv_end..rsv_end + 16).ok_or_else(bad)?;
+        rsv_end += 16;
+        if entry.iter().all(|&b| b == 0) {
+            break;
+        }
+    }
+    let rsv = blob.get(off_rsv..rsv_end).ok_or_else(bad)?;
+
+    let mut out_struct: Vec<u8> = Vec::with_capacity(structure.len());
+    // The current node's path ("" for the root, "/a", "/a/b"), and the lengths to cut it
+    // back to at each END_NODE.
+    let mut path = String::new();
+    let mut cuts: Vec<usize> = Vec::new();
+    // Depth (in `cuts`) at which a dropped subtree started.
+    let mut skipping: Option<usize> = None;
+    let mut at = 0;
+    let mut ended = false;
+    while !ended {
+        let token = be32(structure, at).ok_or_else(bad)?;
+        let start = at;
+        at += 4;
+        match token {
+            FDT_BEGIN_NODE => {
+                let rest = structure.get(at..).ok_or_else(bad)?;
+                let name_len = rest.iter().position(|&b| b == 0).ok_or_else(bad)?;
+                let name = core::str::from_utf8(rest.get(..name_len).ok_or_else(bad)?)
+                    .map_err(|_| bad())?;
+                at = (at + name_len + 1).next_multiple_of(4);
+                cuts.push(path.len());
+                if !name.is_empty() {
+                    path.push('/');
+                    path.push_str(name);
+                }
+                if skipping.is_none() && drop.iter().any(|d| *d == path.as_str()) {
+                    skipping = Some(cuts.len());
+                }
+            }
+            FDT_END_NODE => {
+                let cut = cuts.pop().ok_or_else(bad)?;
+                let depth = cuts.len() + 1;
+                path.truncate(cut);
+                if skipping == Some(depth) {
+                    skipping = None;
+                    continue;
+                }
+            }
+            FDT_PROP => {
+                let len = be32(structure, at).ok_or_else(bad)? as usize;
+                at = (at + 8)
+                    .checked_add(len)
+                    .ok_or_else(bad)?
+                    .next_multiple_of(4);
+            }
+            FDT_NOP => continue,
+            FDT_END => ended = true,
+            _ => return Err(bad()),
+        }
+        if skipping.is_none() {
+            out_struct.extend_from_slice(structure.get(start..at).ok_or_else(bad)?);
+        }
+    }
+    if !cuts.is_empty() {
+        return Err(bad());
+    }
+
+    let off_rsv_new = HEADER_LEN.next_multiple_of(8);
+    let off_struct_new = off_rsv_new + rsv.len();
+    let off_strings_new = off_struct_new + out_struct.len();
+    let total_new = off_strings_new + strings.len();
+    let mut out = Vec::with_capacity(total_new);
+    let boot_cpu = field(7)? as u32;
+    for v in [
+        FDT_MAGIC,
+        total_new as u32,
+        off_struct_new as u32,
+        off_strings_new as u32,
+        off_rsv_new as u32,
+        17,
+        16,
+        boot_cpu,
+        strings.len() as u32,
+        out_struct.len() as u32,
+    ] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.resize(off_rsv_new, 0);
+    out.extend_from_slice(rsv);
+    out.extend_from_slice(&out_struct);
+    out.extend_from_slice(strings);
+    Ok(out)
 }
 
 impl PlatformInfo {
@@ -171,6 +305,60 @@ mod tests {
         assert_eq!(info, PlatformInfo::parse(VIRT_DTB).unwrap());
         // Without it, the `fdt` crate misses everything after the first NOP.
         assert_eq!(PlatformInfo::parse(VIRT_TFA_RAW).unwrap().cpus, []);
+    }
+
+    #[test]
+    fn pruned_drops_whole_subtrees_and_nothing_else() {
+        let normalized = normalize(VIRT_TFA_RAW).unwrap();
+        let before = Fdt::new(&normalized).unwrap();
+        let out = pruned(
+            VIRT_TFA_RAW,
+            &["/fw-cfg@9020000", "/flash@0", "/cpus/cpu@1"],
+        )
+        .unwrap();
+        let after = Fdt::new(&out).unwrap();
+        assert!(after.find_node("/fw-cfg@9020000").is_none());
+        assert!(after.find_node("/flash@0").is_none());
+        assert!(after.find_node("/cpus/cpu@0").is_some());
+        let cpus = |f: &Fdt| {
+            f.find_node("/cpus")
+                .unwrap()
+                .children()
+                .filter(|n| n.name.starts_with("cpu@"))
+                .count()
+        };
+        assert_eq!((cpus(&before), cpus(&after)), (2, 1));
+        let names = |f: &Fdt| {
+            f.all_nodes()
+                .map(|n| n.name.to_string())
+                .collect::<Vec<_>>()
+        };
+        let mut expected = names(&before);
+        expected.retain(|n| !["fw-cfg@9020000", "flash@0", "cpu@1"].contains(&n.as_str()));
+        assert_eq!(names(&after), expected);
+        // Every property of a kept node is still there, byte for byte.
+        for node in after.all_nodes() {
+            for prop in node.properties() {
+                let chosen = before
+                    .all_nodes()
+                    .find(|n| n.name == node.name)
+                    .and_then(|n| n.property(prop.name))
+                    .unwrap();
+                assert_eq!(chosen.value, prop.value, "{}/{}", node.name, prop.name);
+            }
+        }
+        // No NOP token is left, and the result reads like the dtc-built tree.
+        assert_eq!(
+            PlatformInfo::parse(&normalized).unwrap(),
+            PlatformInfo::parse(VIRT_DTB).unwrap()
+        );
+        // A truncated or corrupt blob is refused, never a panic.
+        for cut in [0, 8, 40, 100, VIRT_TFA_RAW.len() / 2] {
+            let mut b = VIRT_TFA_RAW[..cut].to_vec();
+            assert!(pruned(&b, &[]).is_err());
+            b.resize(VIRT_TFA_RAW.len(), 0xff);
+            let _ = pruned(&b, &[]);
+        }
     }
 
     #[test]
