@@ -193,7 +193,9 @@ impl Bench {
         let share = Share {
             sender: HOST_ID,
             receiver: OPTEE_ID,
-            attributes: NORMAL_WB_INNER,
+            // A lend to one borrower leaves the memory attributes to it (DEN0077A v1.2
+            // §10.10.4; OP-TEE refuses a lend that sets them).
+            attributes: if lend { 0 } else { NORMAL_WB_INNER },
             permissions: READ_WRITE,
             constituents: if scattered { pages } else { 1 },
             pages_each: if scattered { 1 } else { pages as u32 },

@@ -1,8 +1,6 @@
 //! Who holds each page of host RAM, from the proxy's point of view. Pages not listed are
 //! the host's own. Ranges are kept whole (one entry per constituent or buffer), so a share
-//! of a large contiguous range costs one entry, not one per page. Each state also indexes
-//! its ranges, so releasing or moving one handle's ranges costs its own ranges only, not
-//! every range the host holds.
+//! of a large contiguous range costs one entry, not one per page.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -13,7 +11,7 @@ use crate::platform::memmap::Range;
 /// A memory handle allocated by the SPMC (DEN0077A v1.2 §10.2.1).
 pub type Handle = u64;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PageState {
     /// The host's RX/TX buffers: never to be shared or lent.
     Mailbox,
@@ -29,8 +27,6 @@ pub enum PageState {
 pub struct Ownership {
     /// start -> (end, state); entries never overlap.
     regions: BTreeMap<u64, (u64, PageState)>,
-    /// state -> the starts of its entries in `regions`.
-    by_state: BTreeMap<PageState, Vec<u64>>,
 }
 
 impl Ownership {
@@ -51,40 +47,33 @@ impl Ownership {
         if ranges.iter().any(|r| r.is_empty() || self.is_claimed(r)) {
             return Err(FfaError::Denied);
         }
-        let starts = self.by_state.entry(state).or_default();
         for r in ranges {
             self.regions.insert(r.start, (r.end, state));
-            starts.push(r.start);
         }
         Ok(())
     }
 
     /// Removes every range in state `state`; returns them.
     pub fn release(&mut self, state: PageState) -> Vec<Range> {
-        let starts = self.by_state.remove(&state).unwrap_or_default();
-        starts
-            .into_iter()
-            .filter_map(|start| {
-                let (end, _) = self.regions.remove(&start)?;
-                Some(Range::new(start, end))
-            })
-            .collect()
+        let gone: Vec<Range> = self
+            .regions
+            .iter()
+            .filter(|(_, (_, s))| *s == state)
+            .map(|(&start, &(end, _))| Range::new(start, end))
+            .collect();
+        for r in &gone {
+            self.regions.remove(&r.start);
+        }
+        gone
     }
 
     /// Moves every range from state `from` to state `to`.
     pub fn transition(&mut self, from: PageState, to: PageState) {
-        if from == to {
-            return;
-        }
-        let Some(starts) = self.by_state.remove(&from) else {
-            return;
-        };
-        for start in &starts {
-            if let Some((_, s)) = self.regions.get_mut(start) {
+        for (_, (_, s)) in self.regions.iter_mut() {
+            if *s == from {
                 *s = to;
             }
         }
-        self.by_state.entry(to).or_default().extend(starts);
     }
 
     pub fn state_of(&self, addr: u64) -> Option<PageState> {
