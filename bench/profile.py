@@ -7,7 +7,9 @@ instructions executed in a block are its length, so each execution adds the bloc
 to the function that holds its first instruction (a block never crosses a branch, and a call
 ends a block). `-dfilter` keeps the log to warden's image.
 
-Usage: profile.py --log qemu.log --elf warden [--until SYMBOL] [--top N]
+Usage: profile.py --log qemu.log --elf warden [--from SYMBOL] [--until SYMBOL] [--top N]
+  --from   count only after the first execution of a block in SYMBOL (e.g.
+           warden_enter_host: the calls after boot)
   --until  stop at the first execution of a block in SYMBOL (e.g. warden_enter_host: the
            boot profile); the default is the whole log.
 """
@@ -49,6 +51,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--log", required=True)
     ap.add_argument("--elf", required=True)
+    ap.add_argument("--from", dest="start", default=None)
     ap.add_argument("--until", default=None)
     ap.add_argument("--top", type=int, default=40)
     args = ap.parse_args()
@@ -58,6 +61,7 @@ def main():
     current, count = None, 0
     per_function, total, executions = {}, 0, 0
     stop_at = args.until
+    counting = args.start is None
     with open(args.log, errors="replace") as f:
         for line in f:
             if line.startswith("IN:"):
@@ -80,11 +84,15 @@ def main():
                 fn = function_of(addrs, names, pc)
                 if stop_at and fn.startswith(stop_at):
                     break
+                if not counting:
+                    counting = fn.startswith(args.start)
+                    continue
                 n = block_len.get(pc, 1)
                 per_function[fn] = per_function.get(fn, 0) + n
                 total += n
                 executions += 1
     print(f"{total:,} instructions in {executions:,} block executions"
+          + (f", from {args.start}" if args.start else "")
           + (f", up to {stop_at}" if stop_at else ""))
     print(f"{'instructions':>12}  {'share':>6}  function")
     for fn, n in sorted(per_function.items(), key=lambda kv: -kv[1])[:args.top]:

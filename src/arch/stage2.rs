@@ -238,6 +238,8 @@ impl HostStage2 {
     }
 
     fn unmap_lent(&mut self, ranges: &[Range], broken: &mut Vec<Range>) -> Result<(), Stage2Error> {
+        // The last block looked at, and whether it was mapped as one valid block.
+        let mut known: Option<(u64, bool)> = None;
         for r in ranges {
             // Whole blocks in the middle go in one call: an invalid block entry replaces a
             // valid block or a table (aarch64-paging frees the table after invalidating it).
@@ -254,7 +256,20 @@ impl HostStage2 {
                 let block = part.align_out(BLOCK);
                 if part == block {
                     self.unmap(part)?;
-                } else if self.mapped_as_block(part.start)? {
+                    continue;
+                }
+                // One look at the table per block: the ranges arrive sorted, so the pages
+                // of one block come together, and nothing below changes what it saw
+                // (breaks happen after this loop).
+                let whole = match known {
+                    Some((b, whole)) if b == block.start => whole,
+                    _ => {
+                        let whole = self.mapped_as_block(part.start)?;
+                        known = Some((block.start, whole));
+                        whole
+                    }
+                };
+                if whole {
                     if broken.last() != Some(&block) {
                         broken.push(block);
                     }
