@@ -208,13 +208,17 @@ fn host_sync(frame: &mut TrapFrame) {
         ExceptionClass::Smc64 => {
             // A trapped SMC leaves ELR_EL2 at the SMC itself.
             frame.elr += 4;
-            // SMCCC architecture calls (SMCCC_VERSION, ARCH_FEATURES, the workarounds)
-            // with no SVE hint: what `router::handle_smc` does for them (relayed as they
-            // are, results in x0-x3), straight from and into the frame. This is the floor
-            // of a forwarded call; the general path below copies the registers several
-            // times over.
+            // Calls on the relay allow-list (SMCCC_VERSION, ARCH_FEATURES about a relayed
+            // call, the workarounds, TRNG, SOC_ID) with no SVE hint: what
+            // `router::handle_smc` does for them (relayed as they are, results in x0-x3),
+            // straight from and into the frame. This is the floor of a forwarded call; the
+            // general path below copies the registers several times over.
             let fid = FunctionId::from_reg(frame.x[0]);
-            if router::classify(fid) == router::Route::SmcccArch && fid == fid.without_sve_hint() {
+            let route = router::classify(fid);
+            if route == router::Route::Relayed
+                && fid == fid.without_sve_hint()
+                && crate::smccc::feature_query_allowed(fid, frame.x[1])
+            {
                 forward_in_place(frame);
                 return;
             }
@@ -228,13 +232,14 @@ fn host_sync(frame: &mut TrapFrame) {
                 ),
             };
             let topology = Topology(shared);
-            let regs = frame.smccc_regs();
-            let fid = FunctionId::from_reg(regs[0]);
-            let route = router::classify(fid);
+            // x0-x17 by reference: no copy of the argument block.
+            let Some(regs) = frame.x.first_chunk::<18>() else {
+                return;
+            };
             if route == router::Route::Psci && psci::ends_the_system(fid) {
                 print_counters(shared);
             }
-            let reply = router::handle_smc(&regs, &mut El3, &topology, &mut ffa);
+            let reply = router::handle_smc(regs, &mut El3, &topology, &mut ffa);
             match route {
                 router::Route::Ffa => COUNTERS.ffa(fid.0, reply.regs[0] == FFA_ERROR as u64),
                 router::Route::Psci => {
@@ -282,8 +287,8 @@ fn host_sync(frame: &mut TrapFrame) {
 }
 
 /// Relays the SMC in `frame` (x0-x17, SMCCC v1.2) to EL3 and writes x0-x3 of its answer
-/// back (SMCCC architecture calls return at most four results, DEN0028 §7); the host's
-/// other registers keep their values.
+/// back (the relayed calls return at most four results: SMCCC DEN0028 §7, TRNG DEN0098);
+/// the host's other registers keep their values.
 fn forward_in_place(frame: &mut TrapFrame) {
     let x = frame.x.as_mut_ptr();
     // SAFETY: `x` points at the frame's 31 saved registers, of which this reads x0-x17
