@@ -139,7 +139,7 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
                     path.push('/');
                     path.push_str(name);
                 }
-                if skipping.is_none() && drop.iter().any(|d| *d == path.as_str()) {
+                if skipping.is_none() && drop.contains(&path.as_str()) {
                     skipping = Some(cuts.len());
                 }
             }
