@@ -21,7 +21,7 @@
 use core::fmt;
 
 use aarch64_paging::MapError;
-use aarch64_paging::descriptor::Stage2Attributes;
+use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes, UpdatableDescriptor};
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{MemoryRegion, Stage2};
 
@@ -102,6 +102,27 @@ pub struct HostStage2 {
 const RAM_PIECE: u64 = 0x2000_0000;
 const BLOCK: u64 = 0x20_0000;
 const PAGE: u64 = 0x1000;
+/// From this many parts of one lend or reclaim in one split block on, one pass over the
+/// block's entries replaces a table update per part (`HostStage2::flush`).
+const BATCH: usize = 64;
+
+/// The ranges `first..end` of a lend or reclaim that have parts inside one split 2 MiB
+/// block, collected for `HostStage2::flush` (indices, so collecting allocates nothing).
+struct Batch {
+    block: Range,
+    first: usize,
+    end: usize,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            block: Range::new(0, 0),
+            first: 0,
+            end: 0,
+        }
+    }
+}
 
 // SAFETY: the tables are only reached through the `Mutex` that owns the `HostStage2`;
 // the raw pointers inside `IdMap` point at heap pages owned by it alone.
@@ -240,7 +261,8 @@ impl HostStage2 {
     fn unmap_lent(&mut self, ranges: &[Range], broken: &mut Vec<Range>) -> Result<(), Stage2Error> {
         // The last block looked at, and whether it was mapped as one valid block.
         let mut known: Option<(u64, bool)> = None;
-        for r in ranges {
+        let mut batch = Batch::new();
+        for (i, r) in ranges.iter().enumerate() {
             // Whole blocks in the middle go in one call: an invalid block entry replaces a
             // valid block or a table (aarch64-paging frees the table after invalidating it).
             let inner = Range::new(r.start.next_multiple_of(BLOCK), r.end & !(BLOCK - 1));
@@ -274,10 +296,19 @@ impl HostStage2 {
                         broken.push(block);
                     }
                 } else {
-                    self.unmap_in_table(part)?;
+                    if batch.block != block {
+                        self.flush(ranges, &batch, false)?;
+                        batch = Batch {
+                            block,
+                            first: i,
+                            end: i,
+                        };
+                    }
+                    batch.end = i + 1;
                 }
             }
         }
+        self.flush(ranges, &batch, false)?;
         if broken.is_empty() {
             return Ok(());
         }
@@ -353,23 +384,105 @@ impl HostStage2 {
     /// boot layout that is not lent under another handle is mapped.
     pub fn restore(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
         let mut result = Ok(());
-        for r in ranges {
+        let mut batch = Batch::new();
+        for (i, r) in ranges.iter().enumerate() {
             // Only pages of `r` that are lent come back: never another handle's, and a
             // range restored twice (a rollback after a rollback) changes nothing.
             let (all, words) = self.lent.all(*r);
             self.work.bitmap_words += words;
-            let step = if all {
+            let block = r.align_out(BLOCK);
+            let step = if all && block.len() == BLOCK && *r != block {
+                // Inside one block that the lend split: batched per block.
                 self.work.bitmap_words += self.lent.set(*r, false);
-                self.map_ram_quietly(*r).map_err(Stage2Error::from)
+                let flushed = if batch.block != block {
+                    let f = self.flush(ranges, &batch, true);
+                    batch = Batch {
+                        block,
+                        first: i,
+                        end: i,
+                    };
+                    f
+                } else {
+                    Ok(())
+                };
+                batch.end = i + 1;
+                flushed.map_err(Stage2Error::from)
             } else {
-                self.map_host_ram(*r)
+                // Not batched: the batch so far goes first, and the next one starts after
+                // this range (a batch covers consecutive ranges only).
+                let flushed = self.flush(ranges, &batch, true);
+                batch = Batch::new();
+                flushed.map_err(Stage2Error::from).and_then(|()| {
+                    if all {
+                        self.work.bitmap_words += self.lent.set(*r, false);
+                        self.map_ram_quietly(*r).map_err(Stage2Error::from)
+                    } else {
+                        self.map_host_ram(*r)
+                    }
+                })
             };
             if let Err(e) = step {
                 result = Err(e);
             }
         }
+        if let Err(e) = self.flush(ranges, &batch, true) {
+            result = Err(e.into());
+        }
         invalidate_all();
         result
+    }
+
+    /// Unmaps (`map` false) or maps back as host RAM (`map` true) the parts of the ranges in
+    /// `batch` inside its 2 MiB block, which is split into pages. Few parts go
+    /// one table update each; from `BATCH` on, one pass over the block's 512 entries does
+    /// them all (a lend of scattered pages would otherwise walk the table from the root once
+    /// per page). Only level-3 entries of the parts change, valid to invalid or invalid to
+    /// valid: no break is needed, and the TLBs are the caller's (as `quietly`).
+    fn flush(&mut self, ranges: &[Range], batch: &Batch, map: bool) -> Result<(), MapError> {
+        let block = batch.block;
+        let parts = ranges
+            .get(batch.first..batch.end)
+            .unwrap_or(&[])
+            .iter()
+            .map(|r| Range::new(r.start.max(block.start), r.end.min(block.end)))
+            .filter(|p| !p.is_empty());
+        if batch.end - batch.first < BATCH {
+            for part in parts {
+                if map {
+                    self.map_ram_quietly(part)?;
+                } else {
+                    self.unmap_in_table(part)?;
+                }
+            }
+            return Ok(());
+        }
+        let mut mask = [0u64; (BLOCK / PAGE / 64) as usize];
+        for part in parts {
+            for page in (part.start - block.start) / PAGE..(part.end - block.start) / PAGE {
+                if let Some(w) = mask.get_mut((page / 64) as usize) {
+                    *w |= 1 << (page % 64);
+                }
+            }
+        }
+        self.work.table_updates += 1;
+        let ram = attributes(HostMemKind::Ram) | Stage2Attributes::TABLE_OR_PAGE;
+        let update = |mr: &MemoryRegion, d: &mut UpdatableDescriptor<Stage2Attributes>| {
+            // Anything but a page entry means the block is not split as expected: refuse,
+            // and the lend or reclaim fails whole.
+            if d.level() != 3 {
+                return Err(());
+            }
+            let page = (mr.start().0 as u64).wrapping_sub(block.start) / PAGE;
+            let wanted = mask
+                .get((page / 64) as usize)
+                .is_some_and(|w| w >> (page % 64) & 1 == 1);
+            match (wanted, map) {
+                (false, _) => Ok(()),
+                (true, true) => d.set(PhysicalAddress(mr.start().0), ram),
+                (true, false) => d.set(PhysicalAddress(0), Stage2Attributes::empty()),
+            }
+        };
+        self.quietly(|m| m.modify_range(&region(block), &update))
     }
 
     /// Maps the host's RAM inside `cover`, minus what is lent, as host RAM. Only where
@@ -699,6 +812,45 @@ mod tests {
         assert_eq!(leaf(&s, r.start), Some(3));
         s.restore(&[other]).unwrap();
         assert_eq!(leaf(&s, other.start), Some(3));
+    }
+
+    /// Many pages of one block in one lend take the one-pass path: exactly they go, and
+    /// exactly they come back, around another handle's page in the same block.
+    #[test]
+    fn dense_lends_and_reclaims_in_one_pass_per_block() {
+        let mut s = stage2();
+        let base = 0x4a00_0000;
+        let other = Range::new(base + 5 * PAGE, base + 6 * PAGE);
+        s.lend(&[other]).unwrap();
+        let dense = scattered(base, 256);
+        let before = s.work().table_updates;
+        s.lend(&dense).unwrap();
+        assert!(
+            s.work().table_updates - before < 8,
+            "one pass, not 256 updates"
+        );
+        for page in 0..512 {
+            let ipa = base + page * PAGE;
+            let lent = page % 2 == 0 || ipa == other.start;
+            assert_eq!(leaf(&s, ipa).is_none(), lent, "page {page} after the lend");
+            assert_eq!(s.host_may_access(ipa), !lent);
+        }
+        // A reclaim list with, among the batched pages, a range that is not wholly lent
+        // (pages 5-7: another handle's, one of this lend's, and a host page): that range
+        // brings back only what no one holds, and the batch around it does not touch it.
+        let odd = Range::new(base + 5 * PAGE, base + 8 * PAGE);
+        let mut list: Vec<Range> = dense[..3].to_vec();
+        list.push(odd);
+        list.extend_from_slice(&dense[4..]);
+        s.restore(&list).unwrap();
+        for page in 0..512 {
+            let ipa = base + page * PAGE;
+            let held = ipa == other.start || page == 6;
+            assert_eq!(leaf(&s, ipa).is_none(), held, "page {page} after");
+        }
+        s.restore(&[dense[3]]).unwrap();
+        assert_eq!(s.lent_pages(), 1);
+        assert_eq!(leaf(&s, other.start), None);
     }
 
     #[test]
