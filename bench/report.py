@@ -18,6 +18,25 @@ VIEWS = ("all", "pmu", "el2", "el3", "sel1", "cycles")
 # A change counts when it exceeds either threshold.
 REGRESSION_PERCENT = 5.0
 REGRESSION_INSTRUCTIONS = 50
+# Issue 15's targets: (name, how it is computed, limit). Each value is in instructions;
+# "added" is all ELs with warden minus without, "el2" is warden's own work, "per range" is
+# (added at 16 ranges - added at 1) / 15. A lend's SPMC work is the same with and without
+# warden and OP-TEE refuses large lends without it, so a lend's cost is warden's EL2 count.
+TARGETS = (
+    ("null HVC at EL2", ("el2", "hvc_warden_version"), 120),
+    ("SMCCC_VERSION added", ("added", "smccc_version"), 150),
+    ("FFA_VERSION added", ("added", "ffa_version"), 0),
+    ("FFA_ID_GET added", ("added", "ffa_id_get"), 0),
+    ("FFA_FEATURES added", ("added", "ffa_features_rxtx_map"), 0),
+    ("DIRECT_REQ added", ("added", "direct_req_optee_api_version"), 200),
+    ("PARTITION_INFO_GET + RX_RELEASE added", ("added", "partition_info_get_rx_release"), 0),
+    ("MEM_SHARE+RECLAIM 1 page added", ("added", "mem_share_reclaim_1"), 2500),
+    ("MEM_SHARE each extra range", ("per_range", "mem_share_reclaim_16", "mem_share_reclaim_1"), 150),
+    ("MEM_SHARE 4096 pages in 1 range over 1 page", ("growth", "mem_share_reclaim_4096_contiguous",
+                                                     "mem_share_reclaim_1"), 100),
+    ("MEM_LEND+RECLAIM 4000 ranges, warden (EL2)", ("el2", "mem_lend_reclaim_4000"), 2_000_000),
+    ("warden boot", ("boot",), 1_000_000),
+)
 # What the baseline comparison looks at: (mode, view, label).
 COMPARED = (
     ("warden", "all", "with warden, all ELs"),
@@ -38,12 +57,15 @@ DESCRIPTIONS = {
 def describe(op):
     if op in DESCRIPTIONS:
         return DESCRIPTIONS[op]
-    if op.startswith("mem_share_reclaim_"):
-        rest = op[len("mem_share_reclaim_"):]
+    for kind in ("share", "lend"):
+        prefix = f"mem_{kind}_reclaim_"
+        if not op.startswith(prefix):
+            continue
+        rest = op[len(prefix):]
         contiguous = rest.endswith("_contiguous")
         pages = int(rest.split("_")[0]) if rest.split("_")[0].isdigit() else rest
         ranges = 1 if contiguous else pages
-        return (f"MEM_SHARE+RECLAIM {pages} page{'s' if pages != 1 else ''},"
+        return (f"MEM_{kind.upper()}+RECLAIM {pages} page{'s' if pages != 1 else ''},"
                 f" {ranges} range{'s' if ranges != 1 else ''}")
     return op
 
@@ -254,6 +276,41 @@ def warden_boot(data):
     return h - e if isinstance(e, int) and isinstance(h, int) else None
 
 
+def target_value(data, how):
+    ops = {e["op"]: e for e in data["ops"]}
+    kind = how[0]
+    if kind == "boot":
+        return warden_boot(data)
+    if kind == "el2":
+        return median((ops.get(how[1]) or {}).get("warden"), "el2")
+    added = [(ops.get(op) or {}).get("added") for op in how[1:]]
+    if any(a is None for a in added):
+        return None
+    if kind == "added":
+        return added[0]
+    if kind == "per_range":
+        return round((added[0] - added[1]) / 15)
+    if kind == "growth":
+        return added[0] - added[1]
+    return None
+
+
+def check_targets(data):
+    """Prints each target with its value; returns how many are not met."""
+    print()
+    print("Targets (issue 15):")
+    rows, missed = [], 0
+    for name, how, limit in TARGETS:
+        v = target_value(data, how)
+        ok = v is not None and v <= limit
+        missed += not ok
+        rows.append([name, f"{v:+,}" if v is not None and how[0] != "el2" and how[0] != "boot"
+                     else (f"{v:,}" if v is not None else "n/a"),
+                     f"<= {limit:,}", "met" if ok else "NOT MET"])
+    print(table(["target", "now", "limit", ""], rows, right={1, 2}))
+    return missed
+
+
 def compare(data, baseline_path):
     """Prints changes against the baseline; returns the number of regressions."""
     print()
@@ -319,7 +376,8 @@ def main():
     ap.add_argument("--baseline", required=True, help="the baseline to compare against")
     ap.add_argument("--meta", action="append", default=[], help="KEY=VALUE recorded in the JSON")
     ap.add_argument("--save", action="store_true", help="write this run as the baseline")
-    ap.add_argument("--check", action="store_true", help="exit 3 on regressions")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 3 on regressions, 4 on targets not met (regressions first)")
     args = ap.parse_args()
 
     meta = dict(m.split("=", 1) for m in args.meta if "=" in m)
@@ -340,6 +398,7 @@ def main():
         regressions = 0
     else:
         regressions = compare(data, args.baseline)
+    missed = check_targets(data)
     print()
     print(f"Results: {args.json}")
 
@@ -355,6 +414,8 @@ def main():
         return 1
     if args.check and regressions:
         return 3
+    if args.check and missed:
+        return 4
     return 0
 
 

@@ -22,6 +22,7 @@ const SMCCC_VERSION: u32 = 0x8000_0000;
 const FFA_DIRECT_REQ_32: u32 = fid32(num::MSG_SEND_DIRECT_REQ);
 const FFA_DIRECT_RESP_32: u32 = fid32(num::MSG_SEND_DIRECT_RESP);
 const FFA_MEM_SHARE_64: u32 = fid64(num::MEM_SHARE);
+const FFA_MEM_LEND_64: u32 = fid64(num::MEM_LEND);
 const FFA_MEM_RECLAIM: u32 = fid32(num::MEM_RECLAIM);
 const FFA_MEM_FRAG_RX: u32 = fid32(num::MEM_FRAG_RX);
 const FFA_MEM_FRAG_TX: u32 = fid32(num::MEM_FRAG_TX);
@@ -184,22 +185,31 @@ impl Bench {
         );
     }
 
-    /// MEM_SHARE of `pages` pages to OP-TEE, then MEM_RECLAIM: `scattered`, every other
-    /// page, one constituent each; else one contiguous range.
-    fn mem_share(&mut self, pages: usize, scattered: bool, iterations: usize) {
+    /// MEM_SHARE (or MEM_LEND, `lend`) of `pages` pages to OP-TEE, then MEM_RECLAIM:
+    /// `scattered`, every other page, one constituent each; else one contiguous range. A lend
+    /// takes the pages out of the sender's stage-2 under warden until the reclaim; the client
+    /// never touches them.
+    fn mem_send(&mut self, lend: bool, pages: usize, scattered: bool, iterations: usize) {
         let share = Share {
             sender: HOST_ID,
             receiver: OPTEE_ID,
-            attributes: NORMAL_WB_INNER,
+            // A lend to one borrower leaves the memory attributes to it (DEN0077A v1.2
+            // §10.10.4; OP-TEE refuses a lend that sets them).
+            attributes: if lend { 0 } else { NORMAL_WB_INNER },
             permissions: READ_WRITE,
             constituents: if scattered { pages } else { 1 },
             pages_each: if scattered { 1 } else { pages as u32 },
         };
         let total = share.total_len();
-        let op = if scattered {
-            alloc::format!("mem_share_reclaim_{pages}")
+        let (kind, fid) = if lend {
+            ("lend", FFA_MEM_LEND_64)
         } else {
-            alloc::format!("mem_share_reclaim_{pages}_contiguous")
+            ("share", FFA_MEM_SHARE_64)
+        };
+        let op = if scattered {
+            alloc::format!("mem_{kind}_reclaim_{pages}")
+        } else {
+            alloc::format!("mem_{kind}_reclaim_{pages}_contiguous")
         };
         self.measure(&op, iterations, |m| {
             let fragment = |offset: usize| {
@@ -210,7 +220,7 @@ impl Bench {
                 ))
             };
             let len = fragment(0)?;
-            let mut r = m.smc(FFA_MEM_SHARE_64, &[total as u64, len as u64, 0, 0]);
+            let mut r = m.smc(fid, &[total as u64, len as u64, 0, 0]);
             let mut sent = len;
             // The SPMC (or warden) asks for the next fragment with FFA_MEM_FRAG_RX: w1/w2
             // the handle, w3 the bytes it has taken so far.
@@ -223,9 +233,9 @@ impl Bench {
                 sent = taken + len;
                 r = m.smc(FFA_MEM_FRAG_TX, &[w32(r[1]), w32(r[2]), len as u64, 0]);
             }
-            expect(&r, FFA_SUCCESS_32, "MEM_SHARE")?;
+            expect(&r, FFA_SUCCESS_32, "MEM_SHARE/LEND")?;
             if sent != total {
-                return Err(Stop::Unexpected("MEM_SHARE short", r[0], sent as u64));
+                return Err(Stop::Unexpected("MEM_SHARE/LEND short", r[0], sent as u64));
             }
             let r = m.smc(FFA_MEM_RECLAIM, &[w32(r[2]), w32(r[3]), 0]);
             expect(&r, FFA_SUCCESS_32, "MEM_RECLAIM")
@@ -374,10 +384,16 @@ pub fn run(el: El, dtb: u64, entry_counter: u64) -> bool {
         expect(&r, FFA_SUCCESS_32, "RX_RELEASE")
     });
     for (pages, iterations) in [(1, 200), (16, 200), (256, 100), (4096, 20)] {
-        b.mem_share(pages, true, iterations);
+        b.mem_send(false, pages, true, iterations);
     }
     for (pages, iterations) in [(256, 100), (4096, 20)] {
-        b.mem_share(pages, false, iterations);
+        b.mem_send(false, pages, false, iterations);
+    }
+    // Lends: the host's stage-2 changes. 4000 single-page ranges is the most that reaches
+    // OP-TEE in one fragment through warden's 16-page buffer (see README, "Fragmented
+    // shares"), and the case that must stay linear.
+    for (pages, iterations) in [(1, 100), (16, 50), (256, 20), (4000, 5)] {
+        b.mem_send(true, pages, true, iterations);
     }
     say!("bench: summary errors={}", b.errors);
     b.errors == 0

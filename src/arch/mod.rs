@@ -23,5 +23,4 @@ pub mod frame;
 pub mod el2;
 #[cfg(target_os = "none")]
 pub mod mmu;
-#[cfg(target_os = "none")]
 pub mod stage2;

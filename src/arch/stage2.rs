@@ -1,5 +1,11 @@
 //! The host's stage-2 translation: an identity map of the IPA space in which warden's own
 //! memory does not appear, so no host access can reach it.
+//!
+//! Lends and reclaims cost a bounded amount of work per range, whatever the host already
+//! holds: lent pages are bits in a bitmap over the host's RAM (a range costs one bit per
+//! page, 64 at a time), a page of an already split block is unmapped in place, and each
+//! 2 MiB block is split (break-before-make) at most once per lend. `Work` counts the
+//! operations so that a unit test can hold this bound.
 // Host input must never be able to panic warden: no unwrap/expect/panic and no
 // indexing that can go out of bounds in code that sees host-derived values (tests aside).
 #![cfg_attr(
@@ -12,7 +18,10 @@
     )
 )]
 
-use aarch64_paging::descriptor::Stage2Attributes;
+use core::fmt;
+
+use aarch64_paging::MapError;
+use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes, UpdatableDescriptor};
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{MemoryRegion, Stage2};
 
@@ -34,18 +43,86 @@ fn root_level(ipa_bits: u32) -> usize {
     if ipa_bits > 39 { 0 } else { 1 }
 }
 
+/// Why a lend was refused. Nothing is left changed when it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage2Error {
+    /// The translation table library refused a change.
+    Map(MapError),
+    /// A range is empty or not page-aligned.
+    Unaligned(Range),
+    /// A range is not inside the host's RAM of the boot layout.
+    NotHostRam(Range),
+    /// A range overlaps one already lent (or another range of the same lend). The
+    /// ownership tracker never asks for this; refusing it keeps the lent bitmap exact.
+    AlreadyLent(Range),
+}
+
+impl From<MapError> for Stage2Error {
+    fn from(e: MapError) -> Self {
+        Self::Map(e)
+    }
+}
+
+impl fmt::Display for Stage2Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Map(e) => write!(f, "{e}"),
+            Self::Unaligned(r) => write!(f, "{:#x}..{:#x} is not page-aligned", r.start, r.end),
+            Self::AlreadyLent(r) => write!(f, "{:#x}..{:#x} is already lent", r.start, r.end),
+            Self::NotHostRam(r) => write!(f, "{:#x}..{:#x} is not host RAM", r.start, r.end),
+        }
+    }
+}
+
+/// Operations done on the tables and the lent bitmap since the table was built: what bounds
+/// the cost of a lend or reclaim.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    /// `map_range` calls (each walks the table from the root a bounded number of times).
+    pub table_updates: u64,
+    /// Descriptor look-ups that decide whether a block is already split.
+    pub walks: u64,
+    /// 64-bit words of the lent bitmap read or written.
+    pub bitmap_words: u64,
+    /// 2 MiB blocks split with break-before-make.
+    pub blocks_split: u64,
+}
+
 pub struct HostStage2 {
     map: IdMap<Stage2>,
     /// What the host may map, as built at boot.
     layout: Vec<(Range, HostMemKind)>,
     /// RAM currently lent to the secure world, hence unmapped.
-    lent: Vec<Range>,
+    lent: LentPages,
+    work: Work,
 }
 
 /// Largest block warden lets RAM use: 2 MiB. RAM is mapped in pieces of at most 512 MiB so
 /// that no 1 GiB block covers it; a lend then only ever splits 2 MiB blocks.
 const RAM_PIECE: u64 = 0x2000_0000;
 const BLOCK: u64 = 0x20_0000;
+const PAGE: u64 = 0x1000;
+/// From this many parts of one lend or reclaim in one split block on, one pass over the
+/// block's entries replaces a table update per part (`HostStage2::flush`).
+const BATCH: usize = 64;
+
+/// The ranges `first..end` of a lend or reclaim that have parts inside one split 2 MiB
+/// block, collected for `HostStage2::flush` (indices, so collecting allocates nothing).
+struct Batch {
+    block: Range,
+    first: usize,
+    end: usize,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            block: Range::new(0, 0),
+            first: 0,
+            end: 0,
+        }
+    }
+}
 
 // SAFETY: the tables are only reached through the `Mutex` that owns the `HostStage2`;
 // the raw pointers inside `IdMap` point at heap pages owned by it alone.
@@ -68,10 +145,7 @@ fn attributes(kind: HostMemKind) -> Stage2Attributes {
 }
 
 impl HostStage2 {
-    pub fn new(
-        layout: &[(Range, HostMemKind)],
-        ipa_bits: u32,
-    ) -> Result<Self, aarch64_paging::MapError> {
+    pub fn new(layout: &[(Range, HostMemKind)], ipa_bits: u32) -> Result<Self, MapError> {
         let mut map = IdMap::new(root_level(ipa_bits), Stage2);
         for (range, kind) in layout {
             let mut start = range.start;
@@ -89,62 +163,515 @@ impl HostStage2 {
         Ok(Self {
             map,
             layout: layout.to_vec(),
-            lent: Vec::new(),
+            lent: LentPages::new(layout),
+            work: Work::default(),
         })
     }
 
     /// Whether the host may access `ipa` now (RAM or device, not warden's, not lent).
     pub fn host_may_access(&self, ipa: u64) -> bool {
-        self.layout.iter().any(|(r, _)| r.contains(ipa))
-            && !self.lent.iter().any(|l| l.contains(ipa))
+        self.layout.iter().any(|(r, _)| r.contains(ipa)) && !self.is_lent(ipa)
     }
 
-    /// Unmaps `ranges` (host RAM being lent). Splitting a live 2 MiB block needs
-    /// break-before-make (DDI 0487 D8.16.1): the whole block is unmapped first, TLBs are
-    /// invalidated, then what the host keeps is mapped again in pages. A host access in
-    /// between faults to EL2, where `host_may_access` says to retry it.
-    pub fn lend(&mut self, ranges: &[Range]) -> Result<(), aarch64_paging::MapError> {
-        self.lent.extend_from_slice(ranges);
-        for r in ranges {
-            let cover = r.align_out(BLOCK);
-            self.map
-                .map_range(&region(cover), Stage2Attributes::empty())?;
-            invalidate_all();
-            for piece in self.host_ram_within(cover) {
-                self.map
-                    .map_range(&region(piece), attributes(HostMemKind::Ram))?;
-            }
-        }
-        invalidate_all();
-        Ok(())
+    fn is_lent(&self, ipa: u64) -> bool {
+        self.lent.is_lent(ipa)
     }
 
-    /// Maps `ranges` back to the host (a reclaim, or a lend undone).
-    pub fn restore(&mut self, ranges: &[Range]) -> Result<(), aarch64_paging::MapError> {
-        self.lent.retain(|l| !ranges.contains(l));
-        for r in ranges {
-            for piece in self.host_ram_within(*r) {
-                self.map
-                    .map_range(&region(piece), attributes(HostMemKind::Ram))?;
-            }
-        }
-        invalidate_all();
-        Ok(())
-    }
-
-    /// The host's RAM inside `cover`, minus what is lent.
-    fn host_ram_within(&self, cover: Range) -> Vec<Range> {
-        let pieces: Vec<Range> = self
-            .layout
+    /// Whether `r` lies inside one RAM region of the boot layout.
+    fn is_layout_ram(&self, r: Range) -> bool {
+        self.layout
             .iter()
-            .filter(|(r, k)| *k == HostMemKind::Ram && r.overlaps(&cover))
-            .map(|(r, _)| Range::new(r.start.max(cover.start), r.end.min(cover.end)))
-            .collect();
-        crate::platform::memmap::subtract_all(pieces, &self.lent)
+            .any(|(m, k)| *k == HostMemKind::Ram && m.start <= r.start && r.end <= m.end)
+    }
+
+    /// Unmaps `ranges` (host RAM being lent), all or nothing.
+    ///
+    /// A page inside a 2 MiB block that is still mapped whole needs break-before-make
+    /// (DDI 0487 D8.16.1): the block is unmapped first, TLBs are invalidated, then what the
+    /// host keeps is mapped again in pages. A host access in between faults to EL2, where
+    /// `host_may_access` says to retry it. A page of a block already split is unmapped in
+    /// place (a valid page becoming invalid needs no break). Every block is broken at most
+    /// once per lend, and all breaks share one invalidation.
+    pub fn lend(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
+        self.record_lent(ranges)?;
+        let mut broken: Vec<Range> = Vec::new();
+        let result = self.unmap_lent(ranges, &mut broken);
+        if let Err(e) = result {
+            // Give back everything this lend touched: its ranges and whatever of the broken
+            // blocks the host keeps.
+            for r in ranges {
+                self.work.bitmap_words += self.lent.set(*r, false);
+            }
+            for block in &broken {
+                let _ = self.map_host_ram(*block);
+            }
+            for r in ranges {
+                let _ = self.map_host_ram(*r);
+            }
+            invalidate_all();
+            return Err(e);
+        }
+        invalidate_all();
+        Ok(())
+    }
+
+    /// Marks `ranges` lent, or refuses and marks none: each must be page-aligned host RAM of
+    /// the layout, lent to no one, and apart from the others.
+    fn record_lent(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
+        for r in ranges {
+            if r.is_empty() || r.start % PAGE != 0 || r.end % PAGE != 0 {
+                return Err(Stage2Error::Unaligned(*r));
+            }
+            if !self.is_layout_ram(*r) {
+                return Err(Stage2Error::NotHostRam(*r));
+            }
+        }
+        // The proxy hands them over sorted; anything else is checked on a sorted copy.
+        let sorted = ranges
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.start <= b.start));
+        let copy;
+        let ordered = if sorted {
+            ranges
+        } else {
+            let mut v = ranges.to_vec();
+            v.sort_unstable();
+            copy = v;
+            &copy[..]
+        };
+        if let Some([_, b]) = ordered
+            .windows(2)
+            .find(|w| matches!(w, [a, b] if a.end > b.start))
+        {
+            return Err(Stage2Error::AlreadyLent(*b));
+        }
+        for r in ranges {
+            let (any, words) = self.lent.any(*r);
+            self.work.bitmap_words += words;
+            if any {
+                return Err(Stage2Error::AlreadyLent(*r));
+            }
+        }
+        for r in ranges {
+            self.work.bitmap_words += self.lent.set(*r, true);
+        }
+        Ok(())
+    }
+
+    fn unmap_lent(&mut self, ranges: &[Range], broken: &mut Vec<Range>) -> Result<(), Stage2Error> {
+        // The last block looked at, and whether it was mapped as one valid block.
+        let mut known: Option<(u64, bool)> = None;
+        let mut batch = Batch::new();
+        for (i, r) in ranges.iter().enumerate() {
+            // Whole blocks in the middle go in one call: an invalid block entry replaces a
+            // valid block or a table (aarch64-paging frees the table after invalidating it).
+            let inner = Range::new(r.start.next_multiple_of(BLOCK), r.end & !(BLOCK - 1));
+            if inner.start < inner.end {
+                self.unmap(inner)?;
+            }
+            let head = Range::new(r.start, r.end.min(r.start.next_multiple_of(BLOCK)));
+            let tail = Range::new(head.end.max(r.end & !(BLOCK - 1)), r.end);
+            for part in [head, tail] {
+                if part.is_empty() {
+                    continue;
+                }
+                let block = part.align_out(BLOCK);
+                if part == block {
+                    self.unmap(part)?;
+                    continue;
+                }
+                // One look at the table per block: the ranges arrive sorted, so the pages
+                // of one block come together, and nothing below changes what it saw
+                // (breaks happen after this loop).
+                let whole = match known {
+                    Some((b, whole)) if b == block.start => whole,
+                    _ => {
+                        let whole = self.mapped_as_block(part.start)?;
+                        known = Some((block.start, whole));
+                        whole
+                    }
+                };
+                if whole {
+                    if broken.last() != Some(&block) {
+                        broken.push(block);
+                    }
+                } else {
+                    if batch.block != block {
+                        self.flush(ranges, &batch, false)?;
+                        batch = Batch {
+                            block,
+                            first: i,
+                            end: i,
+                        };
+                    }
+                    batch.end = i + 1;
+                }
+            }
+        }
+        self.flush(ranges, &batch, false)?;
+        if broken.is_empty() {
+            return Ok(());
+        }
+        // Ranges arrive sorted from the proxy; sorting keeps "once per block" true anyway.
+        broken.sort_unstable();
+        broken.dedup();
+        // Break: every block to split becomes invalid, then one invalidation for all.
+        for block in broken.iter() {
+            self.unmap(*block)?;
+            self.work.blocks_split += 1;
+        }
+        invalidate_all();
+        // Make: what the host keeps in those blocks, in pages.
+        for block in broken.iter() {
+            self.map_host_ram(*block)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the page at `ipa` is mapped by a valid block descriptor (above level 3),
+    /// which a partial unmap would have to split.
+    fn mapped_as_block(&mut self, ipa: u64) -> Result<bool, Stage2Error> {
+        self.work.walks += 1;
+        let mut block = false;
+        self.map
+            .walk_range(&region(Range::new(ipa, ipa + PAGE)), &mut |_, d, level| {
+                block |= level < 3 && d.is_valid();
+                Ok(())
+            })?;
+        Ok(block)
+    }
+
+    /// Unmaps `r` with aarch64-paging's live checks and TLB maintenance: for whole blocks
+    /// (a table it replaces is invalidated before it is freed) and for breaking blocks.
+    fn unmap(&mut self, r: Range) -> Result<(), MapError> {
+        self.work.table_updates += 1;
+        self.map.map_range(&region(r), Stage2Attributes::empty())
+    }
+
+    /// Unmaps `r`, which lies inside one 2 MiB block that is not mapped as a valid block
+    /// (`mapped_as_block` said so, under the same lock): only level-3 entries change,
+    /// valid to invalid, which needs no break-before-make, and no table is freed. The TLB
+    /// maintenance is the caller's: `lend` ends with `invalidate_all`, before the SPMC
+    /// hears of the pages.
+    fn unmap_in_table(&mut self, r: Range) -> Result<(), MapError> {
+        self.work.table_updates += 1;
+        self.quietly(|map| map.map_range(&region(r), Stage2Attributes::empty()))
+    }
+
+    /// Maps host RAM where nothing valid is mapped (a reclaimed range, or the pieces of a
+    /// block just broken): invalid to valid needs neither a break nor TLB maintenance, and
+    /// frees nothing.
+    fn map_ram_quietly(&mut self, r: Range) -> Result<(), MapError> {
+        self.work.table_updates += 1;
+        self.quietly(|map| map.map_range(&region(r), attributes(HostMemKind::Ram)))
+    }
+
+    /// Runs `f` with aarch64-paging's live-table checks and per-entry TLB maintenance off:
+    /// each costs a walk of the range on every call, which made a lend of single pages cost
+    /// thousands of instructions per page. Only for the changes above, which the
+    /// architecture allows on a live table without them.
+    fn quietly(
+        &mut self,
+        f: impl FnOnce(&mut IdMap<Stage2>) -> Result<(), MapError>,
+    ) -> Result<(), MapError> {
+        self.map.mark_inactive();
+        let result = f(&mut self.map);
+        self.map.mark_active();
+        result
+    }
+
+    /// Maps `ranges` back to the host (a reclaim, or a lend undone). Only host RAM of the
+    /// boot layout that is not lent under another handle is mapped.
+    pub fn restore(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
+        let mut result = Ok(());
+        let mut batch = Batch::new();
+        for (i, r) in ranges.iter().enumerate() {
+            // Only pages of `r` that are lent come back: never another handle's, and a
+            // range restored twice (a rollback after a rollback) changes nothing.
+            let (all, words) = self.lent.all(*r);
+            self.work.bitmap_words += words;
+            let block = r.align_out(BLOCK);
+            let step = if all && block.len() == BLOCK && *r != block {
+                // Inside one block that the lend split: batched per block.
+                self.work.bitmap_words += self.lent.set(*r, false);
+                let flushed = if batch.block != block {
+                    let f = self.flush(ranges, &batch, true);
+                    batch = Batch {
+                        block,
+                        first: i,
+                        end: i,
+                    };
+                    f
+                } else {
+                    Ok(())
+                };
+                batch.end = i + 1;
+                flushed.map_err(Stage2Error::from)
+            } else {
+                // Not batched: the batch so far goes first, and the next one starts after
+                // this range (a batch covers consecutive ranges only).
+                let flushed = self.flush(ranges, &batch, true);
+                batch = Batch::new();
+                flushed.map_err(Stage2Error::from).and_then(|()| {
+                    if all {
+                        self.work.bitmap_words += self.lent.set(*r, false);
+                        self.map_ram_quietly(*r).map_err(Stage2Error::from)
+                    } else {
+                        self.map_host_ram(*r)
+                    }
+                })
+            };
+            if let Err(e) = step {
+                result = Err(e);
+            }
+        }
+        if let Err(e) = self.flush(ranges, &batch, true) {
+            result = Err(e.into());
+        }
+        invalidate_all();
+        result
+    }
+
+    /// Unmaps (`map` false) or maps back as host RAM (`map` true) the parts of the ranges in
+    /// `batch` inside its 2 MiB block, which is split into pages. Few parts go
+    /// one table update each; from `BATCH` on, one pass over the block's 512 entries does
+    /// them all (a lend of scattered pages would otherwise walk the table from the root once
+    /// per page). Only level-3 entries of the parts change, valid to invalid or invalid to
+    /// valid: no break is needed, and the TLBs are the caller's (as `quietly`).
+    fn flush(&mut self, ranges: &[Range], batch: &Batch, map: bool) -> Result<(), MapError> {
+        let block = batch.block;
+        let parts = ranges
+            .get(batch.first..batch.end)
+            .unwrap_or(&[])
+            .iter()
+            .map(|r| Range::new(r.start.max(block.start), r.end.min(block.end)))
+            .filter(|p| !p.is_empty());
+        if batch.end - batch.first < BATCH {
+            for part in parts {
+                if map {
+                    self.map_ram_quietly(part)?;
+                } else {
+                    self.unmap_in_table(part)?;
+                }
+            }
+            return Ok(());
+        }
+        let mut mask = [0u64; (BLOCK / PAGE / 64) as usize];
+        for part in parts {
+            for page in (part.start - block.start) / PAGE..(part.end - block.start) / PAGE {
+                if let Some(w) = mask.get_mut((page / 64) as usize) {
+                    *w |= 1 << (page % 64);
+                }
+            }
+        }
+        self.work.table_updates += 1;
+        let ram = attributes(HostMemKind::Ram) | Stage2Attributes::TABLE_OR_PAGE;
+        let update = |mr: &MemoryRegion, d: &mut UpdatableDescriptor<Stage2Attributes>| {
+            // Anything but a page entry means the block is not split as expected: refuse,
+            // and the lend or reclaim fails whole.
+            if d.level() != 3 {
+                return Err(());
+            }
+            let page = (mr.start().0 as u64).wrapping_sub(block.start) / PAGE;
+            let wanted = mask
+                .get((page / 64) as usize)
+                .is_some_and(|w| w >> (page % 64) & 1 == 1);
+            match (wanted, map) {
+                (false, _) => Ok(()),
+                (true, true) => d.set(PhysicalAddress(mr.start().0), ram),
+                (true, false) => d.set(PhysicalAddress(0), Stage2Attributes::empty()),
+            }
+        };
+        self.quietly(|m| m.modify_range(&region(block), &update))
+    }
+
+    /// Maps the host's RAM inside `cover`, minus what is lent, as host RAM. Only where
+    /// nothing valid is mapped, or the same mapping is (a rollback), so it runs quietly.
+    fn map_host_ram(&mut self, cover: Range) -> Result<(), Stage2Error> {
+        let mut pieces: Vec<Range> = Vec::new();
+        for (r, kind) in &self.layout {
+            if *kind != HostMemKind::Ram || !r.overlaps(&cover) {
+                continue;
+            }
+            let ram = Range::new(r.start.max(cover.start), r.end.min(cover.end));
+            self.work.bitmap_words += self.lent.unlent_runs(ram, |piece| pieces.push(piece));
+        }
+        for piece in pieces {
+            self.map_ram_quietly(piece)?;
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> u64 {
         self.map.root_address().0 as u64
+    }
+
+    /// The operations done so far (for tests and the counters).
+    pub fn work(&self) -> Work {
+        self.work
+    }
+
+    /// How many pages are lent now.
+    pub fn lent_pages(&self) -> u64 {
+        self.lent.count()
+    }
+}
+
+/// One bit per 4 KiB page of each RAM region of the boot layout, set while the page is
+/// lent. Its size is fixed at boot (RAM / 32768: 32 KiB for 1 GiB), so a lend never
+/// allocates for it, and a query costs one word per 64 pages.
+struct LentPages {
+    regions: Vec<(Range, Vec<u64>)>,
+}
+
+impl LentPages {
+    fn new(layout: &[(Range, HostMemKind)]) -> Self {
+        let regions = layout
+            .iter()
+            .filter(|(_, k)| *k == HostMemKind::Ram)
+            .map(|(r, _)| {
+                let pages = r.len().div_ceil(PAGE);
+                (*r, alloc::vec![0u64; pages.div_ceil(64) as usize])
+            })
+            .collect();
+        Self { regions }
+    }
+
+    /// The bits of `r` (inside one region): (region index, first bit, bit count).
+    fn bits(&self, r: Range) -> Option<(usize, u64, u64)> {
+        let i = self
+            .regions
+            .iter()
+            .position(|(m, _)| m.start <= r.start && r.end <= m.end && !r.is_empty())?;
+        let (m, _) = self.regions.get(i)?;
+        let first = (r.start - m.start) / PAGE;
+        Some((i, first, r.end.div_ceil(PAGE) - r.start / PAGE))
+    }
+
+    /// Calls `f(word index, mask)` for the words that hold bits `first..first + n`;
+    /// returns how many.
+    fn for_words(first: u64, n: u64, mut f: impl FnMut(usize, u64) -> bool) -> u64 {
+        let mut bit = first;
+        let end = first + n;
+        let mut words = 0;
+        while bit < end {
+            let in_word = (64 - bit % 64).min(end - bit);
+            let mask = if in_word == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << in_word) - 1) << (bit % 64)
+            };
+            words += 1;
+            if !f((bit / 64) as usize, mask) {
+                break;
+            }
+            bit += in_word;
+        }
+        words
+    }
+
+    /// (whether any page of `r` is lent, words read).
+    fn any(&self, r: Range) -> (bool, u64) {
+        let Some((i, first, n)) = self.bits(r) else {
+            return (false, 0);
+        };
+        let Some((_, map)) = self.regions.get(i) else {
+            return (false, 0);
+        };
+        let mut any = false;
+        let words = Self::for_words(first, n, |w, mask| {
+            any = map.get(w).is_some_and(|v| v & mask != 0);
+            !any
+        });
+        (any, words)
+    }
+
+    /// (whether every page of `r` is lent, words read); false outside RAM.
+    fn all(&self, r: Range) -> (bool, u64) {
+        let Some((i, first, n)) = self.bits(r) else {
+            return (false, 0);
+        };
+        let Some((_, map)) = self.regions.get(i) else {
+            return (false, 0);
+        };
+        let mut all = true;
+        let words = Self::for_words(first, n, |w, mask| {
+            all = map.get(w).is_some_and(|v| v & mask == mask);
+            all
+        });
+        (all, words)
+    }
+
+    /// Sets or clears the bits of `r`; returns the words written.
+    fn set(&mut self, r: Range, lent: bool) -> u64 {
+        let Some((i, first, n)) = self.bits(r) else {
+            return 0;
+        };
+        let Some((_, map)) = self.regions.get_mut(i) else {
+            return 0;
+        };
+        Self::for_words(first, n, |w, mask| {
+            if let Some(v) = map.get_mut(w) {
+                if lent {
+                    *v |= mask;
+                } else {
+                    *v &= !mask;
+                }
+            }
+            true
+        })
+    }
+
+    fn is_lent(&self, ipa: u64) -> bool {
+        self.any(Range::new(ipa & !(PAGE - 1), (ipa & !(PAGE - 1)) + PAGE))
+            .0
+    }
+
+    /// Calls `f` with each run of pages of `r` (inside one region) that is not lent, in
+    /// order; returns the words read.
+    fn unlent_runs(&self, r: Range, mut f: impl FnMut(Range)) -> u64 {
+        let Some((i, first, n)) = self.bits(r) else {
+            return 0;
+        };
+        let Some((m, map)) = self.regions.get(i) else {
+            return 0;
+        };
+        let base = m.start;
+        let page_of = |bit: u64| base + bit * PAGE;
+        let mut run: Option<u64> = None;
+        let words = Self::for_words(first, n, |w, mask| {
+            let v = map.get(w).copied().unwrap_or(0);
+            let start_bit = w as u64 * 64 + u64::from(mask.trailing_zeros());
+            let end_bit = start_bit + u64::from(mask.count_ones());
+            if v & mask == 0 {
+                run.get_or_insert(start_bit);
+            } else if v & mask == mask {
+                if let Some(s) = run.take() {
+                    f(Range::new(page_of(s), page_of(start_bit)));
+                }
+            } else {
+                for bit in start_bit..end_bit {
+                    if v >> (bit % 64) & 1 == 0 {
+                        run.get_or_insert(bit);
+                    } else if let Some(s) = run.take() {
+                        f(Range::new(page_of(s), page_of(bit)));
+                    }
+                }
+            }
+            true
+        });
+        if let Some(s) = run {
+            f(Range::new(page_of(s), page_of(first + n)));
+        }
+        words
+    }
+
+    fn count(&self) -> u64 {
+        self.regions
+            .iter()
+            .flat_map(|(_, m)| m.iter())
+            .map(|w| u64::from(w.count_ones()))
+            .sum()
     }
 }
 
@@ -155,6 +682,7 @@ fn region(r: Range) -> MemoryRegion {
 /// Drops every stage-1 and stage-2 translation of the host (VMID 0) on all CPUs: per-IPA
 /// invalidation alone would leave combined stage-1+2 entries behind.
 fn invalidate_all() {
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
     // SAFETY: TLB maintenance only drops cached translations.
     unsafe {
         core::arch::asm!(
@@ -173,4 +701,224 @@ fn invalidate_all() {
 pub fn vtcr(pa_range: u64, ipa_bits: u32) -> u64 {
     let sl0 = 2 - root_level(ipa_bits) as u64;
     (64 - ipa_bits as u64) | sl0 << 6 | 1 << 8 | 1 << 10 | 3 << 12 | pa_range.min(5) << 16 | 1 << 31
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAM: Range = Range::new(0x4000_0000, 0x8000_0000);
+    const WARDEN: Range = Range::new(0x6000_0000, 0x6100_0000);
+
+    fn stage2() -> HostStage2 {
+        let layout = crate::platform::memmap::host_layout(
+            &[RAM],
+            &[WARDEN],
+            &[Range::new(0x0900_0000, 0x0900_1000)],
+            1 << 39,
+        );
+        HostStage2::new(&layout, 39).unwrap()
+    }
+
+    /// The table is live from `new` on; on the host, where no walker uses it, it may go.
+    impl Drop for HostStage2 {
+        fn drop(&mut self) {
+            self.map.mark_inactive();
+        }
+    }
+
+    /// What the table says about `ipa`: Some(level) of a valid leaf, None if unmapped.
+    fn leaf(s: &HostStage2, ipa: u64) -> Option<usize> {
+        let mut found = None;
+        s.map
+            .walk_range(&region(Range::new(ipa, ipa + PAGE)), &mut |_, d, level| {
+                if d.is_valid() {
+                    found = Some(level);
+                }
+                Ok(())
+            })
+            .unwrap();
+        found
+    }
+
+    /// `n` single-page ranges, every other page from `base`.
+    fn scattered(base: u64, n: u64) -> Vec<Range> {
+        (0..n)
+            .map(|i| Range::new(base + 2 * PAGE * i, base + 2 * PAGE * i + PAGE))
+            .collect()
+    }
+
+    #[test]
+    fn lend_unmaps_exactly_the_ranges_and_restore_maps_them_back() {
+        let mut s = stage2();
+        let base = 0x4820_0000;
+        assert_eq!(leaf(&s, base), Some(2), "RAM starts as 2 MiB blocks");
+        let ranges = scattered(base, 3);
+        s.lend(&ranges).unwrap();
+        for r in &ranges {
+            assert_eq!(leaf(&s, r.start), None);
+            assert!(!s.host_may_access(r.start));
+            assert_eq!(
+                leaf(&s, r.end),
+                Some(3),
+                "the page between stays the host's"
+            );
+            assert!(s.host_may_access(r.end));
+        }
+        assert_eq!(leaf(&s, base + BLOCK - PAGE), Some(3));
+        assert_eq!(
+            leaf(&s, base + BLOCK),
+            Some(2),
+            "the next block is untouched"
+        );
+        s.restore(&ranges).unwrap();
+        for r in &ranges {
+            assert_eq!(leaf(&s, r.start), Some(3));
+            assert!(s.host_may_access(r.start));
+        }
+        assert_eq!(s.lent_pages(), 0);
+        assert!(
+            !s.host_may_access(WARDEN.start),
+            "warden is never the host's"
+        );
+    }
+
+    #[test]
+    fn ranges_across_blocks_and_whole_blocks() {
+        let mut s = stage2();
+        // From the last page of one block, through two whole blocks, into a third.
+        let r = Range::new(0x4840_0000 - PAGE, 0x4880_0000 + 2 * PAGE);
+        s.lend(&[r]).unwrap();
+        for ipa in [r.start, 0x4840_0000, 0x4860_0000, 0x4880_0000, r.end - PAGE] {
+            assert_eq!(leaf(&s, ipa), None, "{ipa:#x}");
+        }
+        assert_eq!(leaf(&s, r.start - PAGE), Some(3));
+        assert_eq!(leaf(&s, r.end), Some(3));
+        // A second lend in the same split block, under another handle.
+        let other = Range::new(r.start - 4 * PAGE, r.start - 3 * PAGE);
+        s.lend(&[other]).unwrap();
+        assert_eq!(leaf(&s, other.start), None);
+        s.restore(&[r]).unwrap();
+        assert_eq!(
+            leaf(&s, other.start),
+            None,
+            "another handle's page stays lent"
+        );
+        assert_eq!(
+            leaf(&s, 0x4860_0000),
+            Some(2),
+            "whole blocks come back as blocks"
+        );
+        assert_eq!(leaf(&s, r.start), Some(3));
+        s.restore(&[other]).unwrap();
+        assert_eq!(leaf(&s, other.start), Some(3));
+    }
+
+    /// Many pages of one block in one lend take the one-pass path: exactly they go, and
+    /// exactly they come back, around another handle's page in the same block.
+    #[test]
+    fn dense_lends_and_reclaims_in_one_pass_per_block() {
+        let mut s = stage2();
+        let base = 0x4a00_0000;
+        let other = Range::new(base + 5 * PAGE, base + 6 * PAGE);
+        s.lend(&[other]).unwrap();
+        let dense = scattered(base, 256);
+        let before = s.work().table_updates;
+        s.lend(&dense).unwrap();
+        assert!(
+            s.work().table_updates - before < 8,
+            "one pass, not 256 updates"
+        );
+        for page in 0..512 {
+            let ipa = base + page * PAGE;
+            let lent = page % 2 == 0 || ipa == other.start;
+            assert_eq!(leaf(&s, ipa).is_none(), lent, "page {page} after the lend");
+            assert_eq!(s.host_may_access(ipa), !lent);
+        }
+        // A reclaim list with, among the batched pages, a range that is not wholly lent
+        // (pages 5-7: another handle's, one of this lend's, and a host page): that range
+        // brings back only what no one holds, and the batch around it does not touch it.
+        let odd = Range::new(base + 5 * PAGE, base + 8 * PAGE);
+        let mut list: Vec<Range> = dense[..3].to_vec();
+        list.push(odd);
+        list.extend_from_slice(&dense[4..]);
+        s.restore(&list).unwrap();
+        for page in 0..512 {
+            let ipa = base + page * PAGE;
+            let held = ipa == other.start || page == 6;
+            assert_eq!(leaf(&s, ipa).is_none(), held, "page {page} after");
+        }
+        s.restore(&[dense[3]]).unwrap();
+        assert_eq!(s.lent_pages(), 1);
+        assert_eq!(leaf(&s, other.start), None);
+    }
+
+    #[test]
+    fn refused_lends_change_nothing() {
+        let mut s = stage2();
+        let a = Range::new(0x4400_0000, 0x4400_2000);
+        s.lend(&[a]).unwrap();
+        let before = s.lent_pages();
+        let overlapping = [
+            Range::new(0x4500_0000, 0x4500_1000),
+            Range::new(0x4400_1000, 0x4400_3000),
+        ];
+        assert_eq!(
+            s.lend(&overlapping),
+            Err(Stage2Error::AlreadyLent(overlapping[1]))
+        );
+        let twice = [
+            Range::new(0x4500_0000, 0x4500_2000),
+            Range::new(0x4500_1000, 0x4500_3000),
+        ];
+        assert!(matches!(s.lend(&twice), Err(Stage2Error::AlreadyLent(_))));
+        assert!(matches!(
+            s.lend(&[Range::new(0x4500_0800, 0x4500_1000)]),
+            Err(Stage2Error::Unaligned(_))
+        ));
+        assert_eq!(s.lent_pages(), before);
+        assert_eq!(leaf(&s, 0x4500_0000), Some(2), "nothing was unmapped");
+        assert!(s.host_may_access(0x4500_0000));
+    }
+
+    /// The work of a lend and its reclaim grows linearly with the number of ranges: the
+    /// operations per range stay under a constant, whether the host already holds many
+    /// lent ranges or none, and with ranges scattered over few or many blocks.
+    #[test]
+    fn work_per_range_is_bounded() {
+        fn cost(s: &mut HostStage2, ranges: &[Range]) -> u64 {
+            let before = s.work();
+            s.lend(ranges).unwrap();
+            s.restore(ranges).unwrap();
+            let after = s.work();
+            (after.table_updates - before.table_updates)
+                + (after.walks - before.walks)
+                + (after.bitmap_words - before.bitmap_words)
+        }
+        let mut s = stage2();
+        // Many lent ranges held under other handles, in the same blocks as the lends below
+        // and elsewhere: a lend must not scan them.
+        let held: Vec<Range> = scattered(0x4800_0000 + PAGE, 2000);
+        s.lend(&held).unwrap();
+        for n in [16u64, 256, 4000] {
+            // Dense: every other page of a region, a few ranges per 2 MiB block.
+            let dense = scattered(0x4800_0000, n);
+            let c = cost(&mut s, &dense);
+            assert!(c <= 8 * n + 16, "{n} dense ranges cost {c}");
+            // Sparse: one page in each of n blocks (the worst case for splitting).
+            let sparse: Vec<Range> = (0..n.min(200))
+                .map(|i| Range::new(0x6100_0000 + i * BLOCK, 0x6100_0000 + i * BLOCK + PAGE))
+                .collect();
+            let c = cost(&mut s, &sparse);
+            assert!(
+                c <= 16 * sparse.len() as u64 + 16,
+                "{} sparse ranges cost {c}",
+                sparse.len()
+            );
+        }
+        assert_eq!(s.lent_pages(), held.len() as u64);
+        for r in &held {
+            assert!(!s.host_may_access(r.start));
+        }
+    }
 }

@@ -3,7 +3,6 @@
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use fdt::Fdt;
 
 use super::memmap::Range;
 
@@ -46,59 +45,359 @@ pub enum DtError {
     NoMemory,
 }
 
-fn first_reg(node: fdt::node::FdtNode<'_, '_>) -> Option<Range> {
-    let r = node.reg()?.next()?;
-    Range::from_base_size(r.starting_address as u64, r.size? as u64)
-}
-
-fn has_compatible(node: fdt::node::FdtNode<'_, '_>, want: &str) -> bool {
-    node.compatible()
-        .is_some_and(|c| c.all().any(|s| s == want))
-}
-
 /// Re-serialises a tree without the FDT_NOP tokens that libfdt leaves behind when
 /// firmware edits a tree in place (TF-A's BL2 does): the `fdt` crate (0.1.5) stops walking
 /// a node at the first one and would miss `/cpus` and `/chosen`.
 pub fn normalize(blob: &[u8]) -> Result<Vec<u8>, DtError> {
-    let fdt = dtoolkit::fdt::Fdt::new(blob).map_err(|_| DtError::BadBlob)?;
-    Ok(dtoolkit::model::DeviceTree::from_fdt(&fdt).to_dtb())
+    pruned(blob, &[])
+}
+
+// Flattened devicetree structure tokens and header layout (Devicetree Specification v0.4
+// §5.2, §5.4).
+const FDT_MAGIC: u32 = 0xd00d_feed;
+const FDT_BEGIN_NODE: u32 = 1;
+const FDT_END_NODE: u32 = 2;
+const FDT_PROP: u32 = 3;
+const FDT_NOP: u32 = 4;
+const FDT_END: u32 = 9;
+const HEADER_LEN: usize = 40;
+
+fn be32(blob: &[u8], at: usize) -> Option<u32> {
+    let b = blob.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// A copy of `blob` without FDT_NOP tokens and without the nodes at `drop` (full paths,
+/// unit addresses included) and everything under them, in one pass over the structure
+/// block: no tree model is built, so the cost is linear in the blob's size. This is most
+/// of warden's boot otherwise (two model round trips of the whole tree). The memory
+/// reservation and strings blocks are copied as they are; the header is rewritten for the
+/// new layout (version 17).
+pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
+    let bad = || DtError::BadBlob;
+    let field = |i: usize| {
+        be32(blob, 4 * i)
+            .map(|v| v as usize)
+            .ok_or(DtError::BadBlob)
+    };
+    if be32(blob, 0) != Some(FDT_MAGIC) {
+        return Err(bad());
+    }
+    let (total, off_struct, off_strings, off_rsv) = (field(1)?, field(2)?, field(3)?, field(4)?);
+    let (strings_len, struct_len) = (field(8)?, field(9)?);
+    let blob = blob.get(..total).ok_or_else(bad)?;
+    let structure = blob
+        .get(off_struct..off_struct.checked_add(struct_len).ok_or_else(bad)?)
+        .ok_or_else(bad)?;
+    let strings = blob
+        .get(off_strings..off_strings.checked_add(strings_len).ok_or_else(bad)?)
+        .ok_or_else(bad)?;
+    // Memory reservation block: 16-byte (address, size) entries up to an all-zero one.
+    let mut rsv_end = off_rsv;
+    loop {
+        let entry = blob.get(rsv_end..rsv_end + 16).ok_or_else(bad)?;
+        rsv_end += 16;
+        if entry.iter().all(|&b| b == 0) {
+            break;
+        }
+    }
+    let rsv = blob.get(off_rsv..rsv_end).ok_or_else(bad)?;
+
+    let mut out_struct: Vec<u8> = Vec::with_capacity(structure.len());
+    // The current node's path ("" for the root, "/a", "/a/b"), and the lengths to cut it
+    // back to at each END_NODE.
+    let mut path = String::new();
+    let mut cuts: Vec<usize> = Vec::new();
+    // Depth (in `cuts`) at which a dropped subtree started.
+    let mut skipping: Option<usize> = None;
+    let mut at = 0;
+    let mut ended = false;
+    while !ended {
+        let token = be32(structure, at).ok_or_else(bad)?;
+        let start = at;
+        at += 4;
+        match token {
+            FDT_BEGIN_NODE => {
+                let rest = structure.get(at..).ok_or_else(bad)?;
+                let name_len = rest.iter().position(|&b| b == 0).ok_or_else(bad)?;
+                let name = core::str::from_utf8(rest.get(..name_len).ok_or_else(bad)?)
+                    .map_err(|_| bad())?;
+                at = (at + name_len + 1).next_multiple_of(4);
+                cuts.push(path.len());
+                if !name.is_empty() {
+                    path.push('/');
+                    path.push_str(name);
+                }
+                if skipping.is_none() && drop.contains(&path.as_str()) {
+                    skipping = Some(cuts.len());
+                }
+            }
+            FDT_END_NODE => {
+                let cut = cuts.pop().ok_or_else(bad)?;
+                let depth = cuts.len() + 1;
+                path.truncate(cut);
+                if skipping == Some(depth) {
+                    skipping = None;
+                    continue;
+                }
+            }
+            FDT_PROP => {
+                let len = be32(structure, at).ok_or_else(bad)? as usize;
+                at = (at + 8)
+                    .checked_add(len)
+                    .ok_or_else(bad)?
+                    .next_multiple_of(4);
+            }
+            FDT_NOP => continue,
+            FDT_END => ended = true,
+            _ => return Err(bad()),
+        }
+        if skipping.is_none() {
+            out_struct.extend_from_slice(structure.get(start..at).ok_or_else(bad)?);
+        }
+    }
+    if !cuts.is_empty() {
+        return Err(bad());
+    }
+
+    let off_rsv_new = HEADER_LEN.next_multiple_of(8);
+    let off_struct_new = off_rsv_new + rsv.len();
+    let off_strings_new = off_struct_new + out_struct.len();
+    let total_new = off_strings_new + strings.len();
+    let mut out = Vec::with_capacity(total_new);
+    let boot_cpu = field(7)? as u32;
+    for v in [
+        FDT_MAGIC,
+        total_new as u32,
+        off_struct_new as u32,
+        off_strings_new as u32,
+        off_rsv_new as u32,
+        17,
+        16,
+        boot_cpu,
+        strings.len() as u32,
+        out_struct.len() as u32,
+    ] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.resize(off_rsv_new, 0);
+    out.extend_from_slice(rsv);
+    out.extend_from_slice(&out_struct);
+    out.extend_from_slice(strings);
+    Ok(out)
+}
+
+/// A device tree indexed in one pass over the structure block: every node with its depth,
+/// parent and properties (names left as bytes in the strings block). Lookups compare bytes;
+/// nothing is validated as UTF-8 except the few strings warden reads. The `fdt` crate walks
+/// the tree again and validates every property name it passes on each lookup, which made
+/// reading the platform a sixth of warden's boot.
+struct FlatTree<'a> {
+    strings: &'a [u8],
+    nodes: Vec<FlatNode<'a>>,
+    props: Vec<(u32, &'a [u8])>,
+}
+
+struct FlatNode<'a> {
+    name: &'a [u8],
+    parent: usize,
+    depth: usize,
+    /// Indices into `props`.
+    props: core::ops::Range<usize>,
+}
+
+impl<'a> FlatTree<'a> {
+    fn new(blob: &'a [u8]) -> Option<Self> {
+        if be32(blob, 0)? != FDT_MAGIC {
+            return None;
+        }
+        let field = |i: usize| be32(blob, 4 * i).map(|v| v as usize);
+        let (off_struct, off_strings) = (field(2)?, field(3)?);
+        let (strings_len, struct_len) = (field(8)?, field(9)?);
+        let structure = blob.get(off_struct..off_struct.checked_add(struct_len)?)?;
+        let strings = blob.get(off_strings..off_strings.checked_add(strings_len)?)?;
+        let mut tree = FlatTree {
+            strings,
+            nodes: Vec::new(),
+            props: Vec::new(),
+        };
+        let mut stack: Vec<usize> = Vec::new();
+        let mut at = 0;
+        loop {
+            let token = be32(structure, at)?;
+            at += 4;
+            match token {
+                FDT_BEGIN_NODE => {
+                    let rest = structure.get(at..)?;
+                    let len = rest.iter().position(|&b| b == 0)?;
+                    let name = rest.get(..len)?;
+                    at = (at + len + 1).next_multiple_of(4);
+                    let index = tree.nodes.len();
+                    tree.nodes.push(FlatNode {
+                        name,
+                        parent: stack.last().copied().unwrap_or(index),
+                        depth: stack.len(),
+                        props: tree.props.len()..tree.props.len(),
+                    });
+                    stack.push(index);
+                }
+                FDT_END_NODE => {
+                    stack.pop()?;
+                }
+                FDT_PROP => {
+                    let len = be32(structure, at)? as usize;
+                    let name = be32(structure, at + 4)?;
+                    let value = structure.get(at + 8..(at + 8).checked_add(len)?)?;
+                    at = (at + 8 + len).next_multiple_of(4);
+                    let node = tree.nodes.get_mut(*stack.last()?)?;
+                    // Properties come before a node's children (Devicetree Spec. §5.4.2).
+                    if node.props.end != tree.props.len() {
+                        return None;
+                    }
+                    tree.props.push((name, value));
+                    node.props.end = tree.props.len();
+                }
+                FDT_NOP => {}
+                FDT_END => break,
+                _ => return None,
+            }
+        }
+        stack.is_empty().then_some(tree)
+    }
+
+    fn prop(&self, node: usize, name: &str) -> Option<&'a [u8]> {
+        let n = self.nodes.get(node)?;
+        let want = name.as_bytes();
+        self.props
+            .get(n.props.clone())?
+            .iter()
+            .find_map(|&(off, value)| {
+                let s = self.strings.get(off as usize..)?;
+                let matches = s.len() > want.len()
+                    && s.get(want.len()) == Some(&0)
+                    && s.get(..want.len()) == Some(want);
+                matches.then_some(value)
+            })
+    }
+
+    fn str_prop(&self, node: usize, name: &str) -> Option<&'a str> {
+        let v = self.prop(node, name)?;
+        let v = v.strip_suffix(&[0]).unwrap_or(v);
+        core::str::from_utf8(v).ok()
+    }
+
+    fn has_compatible(&self, node: usize, want: &str) -> bool {
+        self.prop(node, "compatible")
+            .is_some_and(|v| v.split(|&b| b == 0).any(|c| c == want.as_bytes()))
+    }
+
+    fn children(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+        let depth = self.nodes.get(node).map_or(usize::MAX, |n| n.depth + 1);
+        (node + 1..self.nodes.len())
+            .take_while(move |&i| self.nodes.get(i).is_some_and(|n| n.depth >= depth))
+            .filter(move |&i| self.nodes.get(i).is_some_and(|n| n.depth == depth))
+    }
+
+    /// The node at `path` ("/a/b"; a component without a unit address matches the
+    /// first node whose name before '@' is the same, as the `fdt` crate does).
+    fn find(&self, path: &str) -> Option<usize> {
+        let mut node = 0;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            let part = part.as_bytes();
+            node = self.children(node).find(|&c| {
+                self.nodes.get(c).is_some_and(|n| {
+                    n.name == part
+                        || (!part.contains(&b'@')
+                            && n.name.split(|&b| b == b'@').next() == Some(part))
+                })
+            })?;
+        }
+        Some(node)
+    }
+
+    fn cells(&self, node: usize, name: &str, default: u32) -> u32 {
+        self.prop(node, name)
+            .and_then(|v| be32(v, 0))
+            .unwrap_or(default)
+    }
+
+    /// `reg` entries of `node` as (address, size), with its parent's cell counts
+    /// (defaults 2 and 1, Devicetree Specification v0.4 §2.3.5); None for a size of 0 cells.
+    fn regs(&self, node: usize) -> impl Iterator<Item = (u64, Option<u64>)> + '_ {
+        let parent = self.nodes.get(node).map_or(0, |n| n.parent);
+        let ac = self.cells(parent, "#address-cells", 2) as usize;
+        let sc = self.cells(parent, "#size-cells", 1) as usize;
+        let value = self.prop(node, "reg").unwrap_or(&[]);
+        let entry = 4 * (ac + sc);
+        let read = |cells: &[u8]| {
+            cells
+                .chunks_exact(4)
+                .filter_map(|c| c.try_into().ok().map(u32::from_be_bytes))
+                .fold(0u64, |acc, c| acc << 32 | u64::from(c))
+        };
+        value
+            .chunks_exact(entry.max(4))
+            .filter(move |_| ac > 0 && entry > 0)
+            .map(move |e| {
+                let (a, s) = e.split_at((4 * ac).min(e.len()));
+                (read(a), (sc > 0).then(|| read(s)))
+            })
+    }
+
+    fn first_reg(&self, node: usize) -> Option<Range> {
+        let (base, size) = self.regs(node).next()?;
+        Range::from_base_size(base, size?)
+    }
 }
 
 impl PlatformInfo {
-    /// Reads a tree produced by [`normalize`].
+    /// Reads a tree (FDT_NOP tokens are skipped, so the firmware's own blob reads too).
     pub fn parse(blob: &[u8]) -> Result<Self, DtError> {
-        let fdt = Fdt::new(blob).map_err(|_| DtError::BadBlob)?;
+        let t = FlatTree::new(blob).ok_or(DtError::BadBlob)?;
 
-        let mut memory: Vec<Range> = fdt
-            .find_all_nodes("/memory")
-            .flat_map(|n| n.reg().into_iter().flatten())
-            .filter_map(|r| Range::from_base_size(r.starting_address as u64, r.size? as u64))
+        let mut memory: Vec<Range> = t
+            .children(0)
+            .filter(|&n| {
+                t.nodes
+                    .get(n)
+                    .is_some_and(|n| n.name.split(|&b| b == b'@').next() == Some(b"memory"))
+            })
+            .flat_map(|n| t.regs(n).collect::<Vec<_>>())
+            .filter_map(|(base, size)| Range::from_base_size(base, size?))
             .collect();
         memory.sort_by_key(|r| r.start);
         if memory.is_empty() {
             return Err(DtError::NoMemory);
         }
 
-        let chosen = fdt.find_node("/chosen");
+        let chosen = t.find("/chosen");
         let console = chosen
-            .and_then(|c| c.property("stdout-path"))
-            .and_then(|p| p.as_str())
-            .and_then(|path| fdt.find_node(path.split(':').next().unwrap_or(path)))
-            .filter(|n| has_compatible(*n, "arm,pl011"))
-            .and_then(first_reg);
+            .and_then(|c| t.str_prop(c, "stdout-path"))
+            .map(|p| p.split(':').next().unwrap_or(p))
+            .and_then(|path| {
+                if path.starts_with('/') {
+                    t.find(path)
+                } else {
+                    // An alias (Devicetree Specification v0.4 §3.3).
+                    let aliases = t.find("/aliases")?;
+                    t.find(t.str_prop(aliases, path)?)
+                }
+            })
+            .filter(|&n| t.has_compatible(n, "arm,pl011"))
+            .and_then(|n| t.first_reg(n));
 
-        let cpus = fdt
-            .find_node("/cpus")
+        let cpus = t
+            .find("/cpus")
             .into_iter()
-            .flat_map(|c| c.children())
-            .filter(|n| n.name.starts_with("cpu@"))
-            .filter_map(|n| n.reg()?.next().map(|r| r.starting_address as u64))
+            .flat_map(|c| t.children(c))
+            .filter(|&n| t.nodes.get(n).is_some_and(|n| n.name.starts_with(b"cpu@")))
+            .filter_map(|n| t.regs(n).next().map(|(address, _)| address))
             .collect();
 
-        let psci = fdt
-            .find_compatible(&["arm,psci-1.0", "arm,psci-0.2", "arm,psci"])
-            .and_then(|n| n.property("method"))
-            .and_then(|p| p.as_str())
+        let psci = ["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]
+            .iter()
+            .find_map(|c| (0..t.nodes.len()).find(|&n| t.has_compatible(n, c)))
+            .and_then(|n| t.str_prop(n, "method"))
             .and_then(|m| match m {
                 "smc" => Some(Conduit::Smc),
                 "hvc" => Some(Conduit::Hvc),
@@ -108,15 +407,12 @@ impl PlatformInfo {
         let module = |kind: &str| {
             chosen
                 .into_iter()
-                .flat_map(|c| c.children())
-                .find(|n| has_compatible(*n, kind))
+                .flat_map(|c| t.children(c))
+                .find(|&n| t.has_compatible(n, kind))
                 .and_then(|n| {
                     Some(Module {
-                        range: first_reg(n)?,
-                        bootargs: n
-                            .property("bootargs")
-                            .and_then(|p| p.as_str())
-                            .map(|s| s.to_string()),
+                        range: t.first_reg(n)?,
+                        bootargs: t.str_prop(n, "bootargs").map(|s| s.to_string()),
                     })
                 })
         };
@@ -141,6 +437,7 @@ impl PlatformInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fdt::Fdt;
 
     /// Built from `tests/fixtures/virt.dts` (QEMU virt's tree as TF-A hands it over, plus
     /// the multiboot modules the harness adds) with `dtc -O dtb`.
@@ -169,8 +466,103 @@ mod tests {
         let normalized = normalize(VIRT_TFA_RAW).unwrap();
         let info = PlatformInfo::parse(&normalized).unwrap();
         assert_eq!(info, PlatformInfo::parse(VIRT_DTB).unwrap());
-        // Without it, the `fdt` crate misses everything after the first NOP.
-        assert_eq!(PlatformInfo::parse(VIRT_TFA_RAW).unwrap().cpus, []);
+        // The platform reader skips NOPs itself (the `fdt` crate, which the device plan
+        // and the SMMU reader use, misses everything after the first one).
+        assert_eq!(
+            PlatformInfo::parse(VIRT_TFA_RAW).unwrap(),
+            PlatformInfo::parse(VIRT_DTB).unwrap()
+        );
+        assert!(
+            Fdt::new(VIRT_TFA_RAW)
+                .unwrap()
+                .find_node("/cpus/cpu@1")
+                .is_none(),
+            "why normalize stays for the other readers"
+        );
+    }
+
+    #[test]
+    fn pruned_drops_whole_subtrees_and_nothing_else() {
+        let normalized = normalize(VIRT_TFA_RAW).unwrap();
+        let before = Fdt::new(&normalized).unwrap();
+        let out = pruned(
+            VIRT_TFA_RAW,
+            &["/fw-cfg@9020000", "/flash@0", "/cpus/cpu@1"],
+        )
+        .unwrap();
+        let after = Fdt::new(&out).unwrap();
+        assert!(after.find_node("/fw-cfg@9020000").is_none());
+        assert!(after.find_node("/flash@0").is_none());
+        assert!(after.find_node("/cpus/cpu@0").is_some());
+        let cpus = |f: &Fdt| {
+            f.find_node("/cpus")
+                .unwrap()
+                .children()
+                .filter(|n| n.name.starts_with("cpu@"))
+                .count()
+        };
+        assert_eq!((cpus(&before), cpus(&after)), (2, 1));
+        let names = |f: &Fdt| {
+            f.all_nodes()
+                .map(|n| n.name.to_string())
+                .collect::<Vec<_>>()
+        };
+        let mut expected = names(&before);
+        expected.retain(|n| !["fw-cfg@9020000", "flash@0", "cpu@1"].contains(&n.as_str()));
+        assert_eq!(names(&after), expected);
+        // Every property of a kept node is still there, byte for byte.
+        for node in after.all_nodes() {
+            for prop in node.properties() {
+                let chosen = before
+                    .all_nodes()
+                    .find(|n| n.name == node.name)
+                    .and_then(|n| n.property(prop.name))
+                    .unwrap();
+                assert_eq!(chosen.value, prop.value, "{}/{}", node.name, prop.name);
+            }
+        }
+        // No NOP token is left, and the result reads like the dtc-built tree.
+        assert_eq!(
+            PlatformInfo::parse(&normalized).unwrap(),
+            PlatformInfo::parse(VIRT_DTB).unwrap()
+        );
+        // A truncated or corrupt blob is refused, never a panic.
+        for cut in [0, 8, 40, 100, VIRT_TFA_RAW.len() / 2] {
+            let mut b = VIRT_TFA_RAW[..cut].to_vec();
+            assert!(pruned(&b, &[]).is_err());
+            b.resize(VIRT_TFA_RAW.len(), 0xff);
+            let _ = pruned(&b, &[]);
+        }
+    }
+
+    /// Every QEMU tree warden boots on reads the same platform facts.
+    #[test]
+    fn reads_every_fixture() {
+        // QEMU's own trees have no /psci: TF-A adds it.
+        for (blob, psci) in [
+            (
+                &include_bytes!("../../tests/fixtures/virt-gicv2.dtb")[..],
+                None,
+            ),
+            (
+                &include_bytes!("../../tests/fixtures/virt-smmuv3.dtb")[..],
+                None,
+            ),
+            (VIRT_TFA_RAW, Some(Conduit::Smc)),
+            (VIRT_DTB, Some(Conduit::Smc)),
+        ] {
+            let info = PlatformInfo::parse(blob).unwrap();
+            assert_eq!(info.memory.len(), 1);
+            assert_eq!(info.memory[0].start, 0x4000_0000);
+            assert_eq!(info.console, Some(Range::new(0x0900_0000, 0x0900_1000)));
+            assert!(!info.cpus.is_empty());
+            assert_eq!(info.cpus[0], 0);
+            assert_eq!(info.psci, psci, "{info:?}");
+        }
+        // Truncated trees are refused, never a panic.
+        for cut in [0, 8, 40, 100, VIRT_DTB.len() / 2, VIRT_DTB.len() - 1] {
+            let _ = PlatformInfo::parse(&VIRT_DTB[..cut]);
+        }
     }
 
     #[test]

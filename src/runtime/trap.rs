@@ -208,6 +208,20 @@ fn host_sync(frame: &mut TrapFrame) {
         ExceptionClass::Smc64 => {
             // A trapped SMC leaves ELR_EL2 at the SMC itself.
             frame.elr += 4;
+            // Calls on the relay allow-list (SMCCC_VERSION, ARCH_FEATURES about a relayed
+            // call, the workarounds, TRNG, SOC_ID) with no SVE hint: what
+            // `router::handle_smc` does for them (relayed as they are, results in x0-x3),
+            // straight from and into the frame. This is the floor of a forwarded call; the
+            // general path below copies the registers several times over.
+            let fid = FunctionId::from_reg(frame.x[0]);
+            let route = router::classify(fid);
+            if route == router::Route::Relayed
+                && fid == fid.without_sve_hint()
+                && crate::smccc::feature_query_allowed(fid, frame.x[1])
+            {
+                forward_in_place(frame);
+                return;
+            }
             let mut ffa = FfaGlue {
                 proxy: &shared.ffa,
                 env: HostFfaEnv::new(
@@ -218,13 +232,14 @@ fn host_sync(frame: &mut TrapFrame) {
                 ),
             };
             let topology = Topology(shared);
-            let regs = frame.smccc_regs();
-            let fid = FunctionId::from_reg(regs[0]);
-            let route = router::classify(fid);
+            // x0-x17 by reference: no copy of the argument block.
+            let Some(regs) = frame.x.first_chunk::<18>() else {
+                return;
+            };
             if route == router::Route::Psci && psci::ends_the_system(fid) {
                 print_counters(shared);
             }
-            let reply = router::handle_smc(&regs, &mut El3, &topology, &mut ffa);
+            let reply = router::handle_smc(regs, &mut El3, &topology, &mut ffa);
             match route {
                 router::Route::Ffa => COUNTERS.ffa(fid.0, reply.regs[0] == FFA_ERROR as u64),
                 router::Route::Psci => {
@@ -239,8 +254,14 @@ fn host_sync(frame: &mut TrapFrame) {
         }
         ExceptionClass::Hvc64 => {
             COUNTERS.hvc_calls.fetch_add(1, Ordering::Relaxed);
-            let out = hvc::handle(&frame.smccc_regs(), &Info(shared));
-            frame.set_smccc_results(&out, hvc::RESULT_REGS);
+            // The frame's x0-x17 by reference, and only the result registers back: no
+            // copy of the whole argument block on the way in or out.
+            if let Some(regs) = frame.x.first_chunk::<18>() {
+                let out = hvc::handle(regs, &Info(shared));
+                for (reg, value) in frame.x.iter_mut().zip(out).take(hvc::RESULT_REGS) {
+                    *reg = value;
+                }
+            }
         }
         ExceptionClass::DataAbortLower | ExceptionClass::InstructionAbortLower => {
             host_abort(frame, esr)
@@ -262,6 +283,40 @@ fn host_sync(frame: &mut TrapFrame) {
             );
             inject(frame, Injection::Undefined);
         }
+    }
+}
+
+/// Relays the SMC in `frame` (x0-x17, SMCCC v1.2) to EL3 and writes x0-x3 of its answer
+/// back (the relayed calls return at most four results: SMCCC DEN0028 §7, TRNG DEN0098);
+/// the host's other registers keep their values.
+fn forward_in_place(frame: &mut TrapFrame) {
+    let x = frame.x.as_mut_ptr();
+    // SAFETY: `x` points at the frame's 31 saved registers, of which this reads x0-x17
+    // and writes x0-x3; the SMC's only other effects are EL3's, and SMCCC v1.2 lets EL3
+    // change x0-x17 only, all of which are declared clobbered here (x18 and up are
+    // preserved by EL3, SMCCC §2.7).
+    unsafe {
+        core::arch::asm!(
+            "ldp x0, x1, [x18]",
+            "ldp x2, x3, [x18, #16]",
+            "ldp x4, x5, [x18, #32]",
+            "ldp x6, x7, [x18, #48]",
+            "ldp x8, x9, [x18, #64]",
+            "ldp x10, x11, [x18, #80]",
+            "ldp x12, x13, [x18, #96]",
+            "ldp x14, x15, [x18, #112]",
+            "ldp x16, x17, [x18, #128]",
+            "smc #0",
+            "stp x0, x1, [x18]",
+            "stp x2, x3, [x18, #16]",
+            in("x18") x,
+            out("x0") _, out("x1") _, out("x2") _, out("x3") _,
+            out("x4") _, out("x5") _, out("x6") _, out("x7") _,
+            out("x8") _, out("x9") _, out("x10") _, out("x11") _,
+            out("x12") _, out("x13") _, out("x14") _, out("x15") _,
+            out("x16") _, out("x17") _,
+            options(nostack)
+        );
     }
 }
 

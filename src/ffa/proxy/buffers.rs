@@ -114,48 +114,58 @@ impl FfaProxy {
                 return Err(FfaError::Busy);
             }
         }
-        let spmc_version = self
-            .spmc
-            .as_ref()
-            .map(|s| s.version)
-            .unwrap_or(FfaVersion::V1_0);
-        // Ask for the count first when only the count is wanted and the SPMC knows the
-        // flag; otherwise fetch the descriptors.
-        let spmc_flags = if count_only && spmc_version >= FfaVersion::V1_1 {
-            1
-        } else {
-            0
-        };
-        let call = abi::call_regs(
-            abi::FFA_PARTITION_INFO_GET,
-            &[
-                regs[1] as u32 as u64,
-                regs[2] as u32 as u64,
-                regs[3] as u32 as u64,
-                regs[4] as u32 as u64,
-                spmc_flags,
-            ],
-        );
-        let resp = env.spmc_call(&call);
-        let resp = abi::expect_success(&resp)?;
-        let count = resp[2] as u32 as usize;
-        let fetched = spmc_flags == 0;
-        let parsed = if fetched {
-            let size = if spmc_version >= FfaVersion::V1_1 {
-                resp[3] as u32 as usize
-            } else {
-                partition::SIZE_V1_0
-            };
-            let parsed = partition::parse_all(env.own_rx(), count, size);
-            // Hand warden's RX buffer back to the SPMC whatever it contained.
-            release_own_rx(env);
-            Some(parsed.map_err(|_| FfaError::Aborted)?)
-        } else {
-            None
+        // The nil UUID (every partition) is answered from the list warden read at boot
+        // with the same query (`setup::probe`), as Xen does: the SPMC's partitions are
+        // fixed once the normal world runs (TF-A's SPMD, OP-TEE and Hafnium load them at
+        // boot), so the list is never refreshed. No SMC, and no use of warden's RX buffer.
+        // A named UUID still goes to the SPMC, which alone knows how it matches.
+        let nil_uuid = regs[1..5].iter().all(|&w| w as u32 == 0);
+        let (count, parsed) = match self.spmc.as_ref() {
+            Some(spmc) if nil_uuid => (spmc.partitions.len(), Some(spmc.partitions.clone())),
+            _ => {
+                let spmc_version = self
+                    .spmc
+                    .as_ref()
+                    .map(|s| s.version)
+                    .unwrap_or(FfaVersion::V1_0);
+                // Ask for the count first when only the count is wanted and the SPMC
+                // knows the flag; otherwise fetch the descriptors.
+                let spmc_flags = if count_only && spmc_version >= FfaVersion::V1_1 {
+                    1
+                } else {
+                    0
+                };
+                let call = abi::call_regs(
+                    abi::FFA_PARTITION_INFO_GET,
+                    &[
+                        regs[1] as u32 as u64,
+                        regs[2] as u32 as u64,
+                        regs[3] as u32 as u64,
+                        regs[4] as u32 as u64,
+                        spmc_flags,
+                    ],
+                );
+                let resp = env.spmc_call(&call);
+                let resp = abi::expect_success(&resp)?;
+                let count = resp[2] as u32 as usize;
+                let parsed = if spmc_flags == 0 {
+                    let size = if spmc_version >= FfaVersion::V1_1 {
+                        resp[3] as u32 as usize
+                    } else {
+                        partition::SIZE_V1_0
+                    };
+                    let parsed = partition::parse_all(env.own_rx(), count, size);
+                    // Hand warden's RX buffer back to the SPMC whatever it contained.
+                    release_own_rx(env);
+                    Some(parsed.map_err(|_| FfaError::Aborted)?)
+                } else {
+                    None
+                };
+                (count, parsed)
+            }
         };
         // A UUID that names no partition is INVALID_PARAMETERS (§13.8); an SPMC that
         // answers SUCCESS with no descriptors (OP-TEE does) is corrected here.
-        let nil_uuid = regs[1..5].iter().all(|&w| w as u32 == 0);
         if count == 0 && !nil_uuid {
             return Err(FfaError::InvalidParameters);
         }

@@ -7,7 +7,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use log::{info, warn};
+use log::{debug, warn};
 
 use super::{FfaProxy, ProxyEnv, Reply, local, success};
 use crate::ffa::abi::{self, FfaError, Regs, num};
@@ -231,7 +231,8 @@ impl FfaProxy {
                         ranges: ranges.clone(),
                     },
                 );
-                info!(
+                // Per call: debug only (the host sees the handle; the counters count it).
+                debug!(
                     "FF-A: host {} {} page(s) in {} range(s) with {:#06x}: handle {handle:#x}",
                     if lent { "lent" } else { "shared" },
                     t.total_pages,
@@ -295,7 +296,7 @@ impl FfaProxy {
         }
         memory.ownership.release(state);
         drop(memory);
-        info!("FF-A: host reclaimed handle {handle:#x}");
+        debug!("FF-A: host reclaimed handle {handle:#x}");
         self.reopen_if_nothing_held();
         Ok(success(&[]))
     }

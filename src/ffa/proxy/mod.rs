@@ -10,7 +10,9 @@
 //! This module holds the dispatcher and the one table (`SERVED`) that says which functions
 //! warden serves; the dispatcher and FFA_FEATURES both read it, so they cannot disagree.
 
-use log::info;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use log::{info, warn};
 use spin::Mutex;
 
 use super::abi::{self, FfaError, FfaFunction, Regs, num};
@@ -61,6 +63,34 @@ fn local(regs: Regs) -> Reply {
 
 fn error(e: FfaError) -> Reply {
     local(abi::error_regs(e))
+}
+
+/// Refusals logged so far (every one is counted, see `refusal_is_logged`).
+static REFUSALS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the `n`th refusal (0-based) gets a log line: the first 64, then one in 4096, so
+/// that a host cannot flood the console with bad calls (issue 14 item 3) and a burst still
+/// shows with its running count.
+pub fn refusal_is_logged(n: u64) -> bool {
+    n < 64 || n.is_multiple_of(4096)
+}
+
+/// Says why a host call was refused: the function, its first arguments and the error.
+/// Called after the handler returned, with no proxy lock held.
+fn refused(regs: &Regs, e: FfaError) -> Reply {
+    let n = REFUSALS.fetch_add(1, Ordering::Relaxed);
+    if refusal_is_logged(n) {
+        warn!(
+            "FF-A: refused {:#010x} (w1 {:#x} w2 {:#x} w3 {:#x} w4 {:#x}): {e:?} (refusal #{})",
+            regs[0] as u32,
+            regs[1] as u32,
+            regs[2] as u32,
+            regs[3] as u32,
+            regs[4] as u32,
+            n + 1
+        );
+    }
+    error(e)
 }
 
 fn success(args: &[u64]) -> Reply {
@@ -167,7 +197,7 @@ impl FfaProxy {
     /// Handles one host FF-A call (x0-x17 as the host left them).
     pub fn handle(&self, regs: &Regs, env: &mut impl ProxyEnv) -> Reply {
         let Some(f) = FfaFunction::decode(regs[0] as u32) else {
-            return error(FfaError::NotSupported);
+            return refused(regs, FfaError::NotSupported);
         };
         if f.num == num::VERSION && !f.is_64 {
             let mut r = [0; 18];
@@ -179,7 +209,7 @@ impl FfaProxy {
         }
         let version = self.negotiation.lock().lock();
         let Some(spmc) = self.spmc.as_ref().filter(|_| self.serves(f, version)) else {
-            return error(FfaError::NotSupported);
+            return refused(regs, FfaError::NotSupported);
         };
         // Calls whose results end at x7 (direct requests, RUN, notifications): a v1.2 host
         // (SMCCC v1.2, x0-x17 results) gets zeros past x7, never what EL3 left there, unless
@@ -232,7 +262,7 @@ impl FfaProxy {
             }
             _ => Err(FfaError::NotSupported),
         };
-        result.unwrap_or_else(error)
+        result.unwrap_or_else(|e| refused(regs, e))
     }
 
     /// README "Host lifecycle": when the host has let go of the last thing it held through

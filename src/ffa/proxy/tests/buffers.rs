@@ -195,3 +195,25 @@ fn an_unknown_uuid_is_invalid_parameters_even_when_the_spmc_says_success() {
     );
     assert!(is_success(&r) && r.regs[2] == 2);
 }
+
+/// Issue 15: the nil UUID is answered from the list read at boot, with no SMC, in every
+/// host format; a named UUID still asks the SPMC.
+#[test]
+fn partition_info_for_every_partition_is_served_from_the_boot_list() {
+    for spmc in [FfaVersion::V1_0, FfaVersion::V1_1, FfaVersion::V1_2] {
+        let (p, mut m) = host(spmc, V1_2);
+        let before = m.calls.len();
+        let r = p.handle(&call(abi::FFA_PARTITION_INFO_GET, &[0, 0, 0, 0, 0]), &mut m);
+        assert!(is_success(&r) && r.regs[2] == 2, "{r:?}");
+        assert_eq!(m.calls.len(), before, "no SMC for the nil UUID");
+        assert!(is_success(
+            &p.handle(&call(abi::FFA_RX_RELEASE, &[]), &mut m)
+        ));
+        let r = p.handle(&call(abi::FFA_PARTITION_INFO_GET, &[0, 0, 0, 0, 1]), &mut m);
+        assert!(is_success(&r) && r.regs[2] == 2 && r.regs[3] == 0);
+        assert_eq!(m.calls.len(), before, "nor for its count");
+        let r = p.handle(&call(abi::FFA_PARTITION_INFO_GET, &[1, 2, 3, 4, 0]), &mut m);
+        assert!(is_error(&r, FfaError::InvalidParameters));
+        assert!(m.calls.len() > before, "a named UUID goes to the SPMC");
+    }
+}

@@ -151,3 +151,16 @@ fn handle_of(r: &Reply) -> u64 {
 fn reclaim(p: &FfaProxy, m: &mut Model, h: u64) -> Reply {
     p.handle(&call(MEM_RECLAIM, &[h & 0xffff_ffff, h >> 32, 0]), m)
 }
+
+/// Every refusal is counted; the first 64 are logged, then one in 4096 (issue 14 item 9,
+/// with item 3's rate limit): 100,000 bad calls make 88 lines, not 100,000.
+#[test]
+fn refusal_lines_are_rate_limited() {
+    let logged = (0..100_000u64)
+        .filter(|&n| super::refusal_is_logged(n))
+        .count();
+    assert_eq!(logged, 64 + 24);
+    assert!(super::refusal_is_logged(63));
+    assert!(!super::refusal_is_logged(64));
+    assert!(super::refusal_is_logged(4096));
+}
