@@ -330,17 +330,24 @@ impl LeftMapped {
             _ => model.spmc_call(r),
         }
     }
+
+    /// warden's boot against this SPMC at v1.2: the proxy, the model's record of the calls
+    /// and what is left of the stale pair.
+    fn boot_warden(mut self) -> (FfaProxy, Model, Self) {
+        let mut model = Model::new(FfaVersion::V1_2);
+        let mut env = Intercepted::new(&mut model, |m: &mut Model, r: &Regs| self.answer(m, r));
+        let p = FfaProxy::init(&mut env, WARDEN_TX, WARDEN_RX, 4);
+        (p, model, self)
+    }
 }
 
 #[test]
 fn init_unmaps_buffers_an_earlier_boot_stage_left_mapped() {
-    let mut model = Model::new(FfaVersion::V1_2);
-    let mut spmc = LeftMapped {
+    let (p, model, spmc) = LeftMapped {
         stale_pair: true,
         unmap_fails: false,
-    };
-    let mut env = Intercepted::new(&mut model, |m: &mut Model, r: &Regs| spmc.answer(m, r));
-    let p = FfaProxy::init(&mut env, WARDEN_TX, WARDEN_RX, 4);
+    }
+    .boot_warden();
     let info = p.spmc().expect("FF-A is up after the stale pair is gone");
     assert_eq!(info.version, FfaVersion::V1_2);
     assert_eq!(info.own_buffer_pages, 4);
@@ -359,25 +366,21 @@ fn init_unmaps_buffers_an_earlier_boot_stage_left_mapped() {
 
 #[test]
 fn init_without_a_stale_pair_never_unmaps() {
-    let mut model = Model::new(FfaVersion::V1_2);
-    let mut spmc = LeftMapped {
+    let (p, model, _) = LeftMapped {
         stale_pair: false,
         unmap_fails: false,
-    };
-    let mut env = Intercepted::new(&mut model, |m: &mut Model, r: &Regs| spmc.answer(m, r));
-    let p = FfaProxy::init(&mut env, WARDEN_TX, WARDEN_RX, 4);
+    }
+    .boot_warden();
     assert!(p.spmc().is_some());
     assert!(!model.calls.iter().any(|r| r[0] as u32 == RXTX_UNMAP));
 }
 
 #[test]
 fn a_stale_pair_that_cannot_be_unmapped_leaves_ffa_off() {
-    let mut model = Model::new(FfaVersion::V1_2);
-    let mut spmc = LeftMapped {
+    let (p, _, _) = LeftMapped {
         stale_pair: true,
         unmap_fails: true,
-    };
-    let mut env = Intercepted::new(&mut model, |m: &mut Model, r: &Regs| spmc.answer(m, r));
-    let p = FfaProxy::init(&mut env, WARDEN_TX, WARDEN_RX, 4);
+    }
+    .boot_warden();
     assert!(p.spmc().is_none());
 }
