@@ -177,7 +177,8 @@ impl FfaProxy {
 /// The partition descriptors the SPMC wrote into warden's RX buffer, read at `version`
 /// from its FFA_PARTITION_INFO_GET success `resp` (§13.8: w2 the count; w3 the size of
 /// each from v1.1 on, fixed before). Warden's RX buffer goes back to the SPMC whatever it
-/// held, so a bad answer does not keep it.
+/// held, so a bad answer does not keep it. Inlined: out of line it costs
+/// PARTITION_INFO_GET about 20 more instructions (scripts/bench).
 #[inline(always)]
 pub(super) fn take_partitions(
     env: &mut impl ProxyEnv,
