@@ -24,19 +24,9 @@
 
 use core::arch::asm;
 
+use el1kit::pmu::{self, INST_RETIRED, M, NSH, NSK, P, U};
+
 use crate::client::El;
-
-const INST_RETIRED: u64 = 0x08;
-// The filter bits of PMEVTYPER<n>_EL0, by position.
-const P: u64 = bit(31);
-const U: u64 = bit(30);
-const NSK: u64 = bit(29);
-const NSH: u64 = bit(27);
-const M: u64 = bit(26);
-
-const fn bit(n: u32) -> u64 {
-    1 << n
-}
 
 /// PMCR_EL0: E (enable), P and C (reset the event and cycle counters), LC (64-bit cycle
 /// counter overflow); D (divide by 64), X and DP (stop cycles where events are
@@ -44,7 +34,7 @@ const fn bit(n: u32) -> u64 {
 const PMCR_START: u64 = 1 | 1 << 1 | 1 << 2 | 1 << 6;
 
 /// The event counters this client programs (PMCR_EL0.N must be at least this).
-pub const EVENT_COUNTERS: u64 = 4;
+pub const EVENT_COUNTERS: u64 = pmu::EVENT_COUNTERS as u64;
 
 /// Instruction counts over one window, in every view.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,29 +111,14 @@ pub fn init(el: El) -> Result<PmuInfo, PmuInfo> {
         // client is the only software at EL2 and below.
         unsafe { asm!("msr mdcr_el2, {}", "isb", in(reg) n, options(nomem, nostack)) };
     }
-    // SAFETY: programming and starting the PMU counters affects nothing but the counters.
-    unsafe {
-        asm!(
-            "msr pmcr_el0, xzr",
-            "isb",
-            "msr pmevtyper0_el0, {all}",
-            "msr pmevtyper1_el0, {el2}",
-            "msr pmevtyper2_el0, {el3}",
-            "msr pmevtyper3_el0, {sel1}",
-            "msr pmccfiltr_el0, {cyc}",
-            "msr pmcntenset_el0, {en}",
-            "msr pmcr_el0, {pmcr}",
-            "isb",
-            all = in(reg) INST_RETIRED | NSH,
-            el2 = in(reg) INST_RETIRED | P | U | NSH,
-            el3 = in(reg) INST_RETIRED | P | U | M,
-            sel1 = in(reg) INST_RETIRED | U | NSK | M,
-            cyc = in(reg) NSH,
-            en = in(reg) 0xfu64 | 1 << 31,
-            pmcr = in(reg) PMCR_START,
-            options(nomem, nostack)
-        )
-    };
+    pmu::set_control(0);
+    pmu::set_event_type(0, INST_RETIRED | NSH);
+    pmu::set_event_type(1, INST_RETIRED | P | U | NSH);
+    pmu::set_event_type(2, INST_RETIRED | P | U | M);
+    pmu::set_event_type(3, INST_RETIRED | U | NSK | M);
+    pmu::set_cycle_filter(NSH);
+    pmu::enable(0xf | 1 << 31);
+    pmu::set_control(PMCR_START);
     Ok(info)
 }
 

@@ -9,6 +9,7 @@
 //! - [`heap`], [`dt`]: the allocator the DT parser needs, and the DT the client was handed.
 //! - [`fault`]: accesses that are expected to abort, and what the vector recorded.
 //! - [`cpu`]: secondary CPUs started through PSCI CPU_ON.
+//! - [`pmu`]: the PMU's event and cycle counters, programmed and read.
 //!
 //! A client defines `el1kit_main(dtb: u64, entry_counter: u64) -> !` and
 //! `el1kit_unexpected(kind, esr, elr, far) -> !` (both `extern "C"`, unmangled) and its panic
@@ -36,6 +37,8 @@ pub mod fault;
 pub mod heap;
 #[cfg(target_os = "none")]
 pub mod mmu;
+#[cfg(target_os = "none")]
+pub mod pmu;
 
 /// Prints one line on the client's console (output is dropped until the DT names it).
 #[macro_export]

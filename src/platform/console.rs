@@ -62,18 +62,20 @@ impl TxGate {
         now: impl Fn() -> u64,
         timeout: impl Fn() -> u64,
     ) -> bool {
-        if !uart.tx_full() {
-            uart.put(byte);
-            return true;
+        if uart.tx_full() && !self.wait_for_space(uart, now, timeout) {
+            return false;
         }
-        self.put_when_full(uart, byte, now, timeout)
+        uart.put(byte);
+        true
     }
 
+    /// The slow path of `put`, out of line: waits up to `timeout` ticks for FIFO space,
+    /// or not at all while stalled. Without space the byte is dropped and counted, and the
+    /// gate stalls until `begin` sees the FIFO drain.
     #[inline(never)]
-    fn put_when_full(
+    fn wait_for_space(
         &self,
         uart: &impl TxUart,
-        byte: u8,
         now: impl Fn() -> u64,
         timeout: impl Fn() -> u64,
     ) -> bool {
@@ -90,7 +92,6 @@ impl TxGate {
             }
             core::hint::spin_loop();
         }
-        uart.put(byte);
         true
     }
 

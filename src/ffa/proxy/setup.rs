@@ -6,7 +6,7 @@ use core::fmt;
 
 use log::{info, warn};
 
-use super::buffers::release_own_rx;
+use super::buffers::take_partitions;
 use super::{FfaProxy, ProxyEnv, RECEIVED, Reply, success};
 use crate::ffa::abi::{self, FfaError, FfaFunction, Regs, num};
 use crate::ffa::mailbox;
@@ -261,15 +261,8 @@ fn probe_spmc(
         &[0, 0, 0, 0, 0],
     ));
     let r = abi::expect_success(&r).map_err(|_| ProbeError::PartitionInfoGet)?;
-    let count = r[2] as u32 as usize;
-    let size = if version >= FfaVersion::V1_1 {
-        r[3] as u32 as usize
-    } else {
-        partition::SIZE_V1_0
-    };
-    let partitions = partition::parse_all(env.own_rx(), count, size);
-    release_own_rx(env);
-    let partitions = partitions.map_err(|_| ProbeError::BadPartitionDescriptors)?;
+    let partitions =
+        take_partitions(env, version, r).map_err(|_| ProbeError::BadPartitionDescriptors)?;
     // Notifications for the normal world: the SPMC names its SRI and accepts a bitmap.
     let notification_sri = if version >= FfaVersion::V1_1
         && feature(env, abi::fid32(num::NOTIFICATION_BITMAP_CREATE)).is_some()

@@ -3,6 +3,8 @@
 
 use core::arch::asm;
 
+use el1kit::pmu;
+
 use super::{PSCI_CPU_ON_64, Report, smc};
 use warden::hvc::WARDEN_VERSION;
 use warden::platform::memmap::Range;
@@ -62,55 +64,25 @@ pub(crate) fn run(r: &mut Report, warden: Option<Range>, own_entry: u64) {
 }
 
 /// Counts CPU cycles with PMU counters 0 and 1, filtered by `filter0` and `filter1`
-/// (PMEVTYPER<n>_EL0 bits [31:24]), around `work`; returns both counts.
+/// (PMEVTYPER<n>_EL0 bits [31:24]), around `work`; returns both counts. MDCR_EL2 traps no
+/// PMU register; this host owns the counters and nothing else uses them.
 fn count_events(filter0: u64, filter1: u64, work: impl Fn()) -> (u64, u64) {
-    // CPU_CYCLES: QEMU counts it without -icount (INST_RETIRED needs -icount).
-    const CPU_CYCLES: u64 = 0x11;
-    let (c0, c1): (u64, u64);
-    // SAFETY: PMU registers at EL1 (MDCR_EL2 traps none of them); this host owns the
-    // counters and nothing else uses them.
-    unsafe {
-        asm!(
-            "msr pmevtyper0_el0, {t0}",
-            "msr pmevtyper1_el0, {t1}",
-            "msr pmevcntr0_el0, xzr",
-            "msr pmevcntr1_el0, xzr",
-            "mov {tmp}, #3",
-            "msr pmcntenset_el0, {tmp}",
-            "mrs {tmp}, pmcr_el0",
-            "orr {tmp}, {tmp}, #1",
-            "msr pmcr_el0, {tmp}",
-            "isb",
-            t0 = in(reg) filter0 | CPU_CYCLES,
-            t1 = in(reg) filter1 | CPU_CYCLES,
-            tmp = out(reg) _,
-            options(nostack)
-        );
-    }
+    pmu::set_event_type(0, filter0 | pmu::CPU_CYCLES);
+    pmu::set_event_type(1, filter1 | pmu::CPU_CYCLES);
+    pmu::set_event_count(0, 0);
+    pmu::set_event_count(1, 0);
+    pmu::enable(0b11);
+    pmu::set_control(pmu::control() | pmu::PMCR_E);
     work();
-    // SAFETY: as above; the counters stop before they are read.
-    unsafe {
-        asm!(
-            "mov {tmp}, #3",
-            "msr pmcntenclr_el0, {tmp}",
-            "isb",
-            "mrs {c0}, pmevcntr0_el0",
-            "mrs {c1}, pmevcntr1_el0",
-            tmp = out(reg) _,
-            c0 = out(reg) c0,
-            c1 = out(reg) c1,
-            options(nostack)
-        );
-    }
-    (c0, c1)
+    pmu::disable(0b11);
+    (pmu::event_count(0), pmu::event_count(1))
 }
 
 /// The host's PMU counts the host, never warden (MDCR_EL2.HPMD): a counter filtered to EL2
 /// only stays at zero across 100 HVCs, while one filtered to EL1 counts.
 fn pmu_check(r: &mut Report) {
-    // PMEVTYPER: P (31) excludes EL1, U (30) EL0, NSH (27) includes EL2.
-    let el2_only = 1 << 31 | 1 << 30 | 1 << 27;
-    let el1_only = 1 << 30;
+    let el2_only = pmu::P | pmu::U | pmu::NSH;
+    let el1_only = pmu::U;
     let (at_el2, at_el1) = count_events(el2_only, el1_only, || {
         for _ in 0..100 {
             smccc::hvc64(WARDEN_VERSION, [0; 17]);

@@ -166,7 +166,7 @@ fn count_only_answers_no_descriptor_size() {
 #[test]
 fn an_unknown_uuid_is_invalid_parameters_even_when_the_spmc_says_success() {
     let (p, mut m) = host(FfaVersion::V1_2, V1_2);
-    let mut optee_like = Tampered::new(&mut m, |call: &Regs, answer: Regs| {
+    let mut optee_like = tampered(&mut m, |call: &Regs, answer: Regs| {
         if call[0] as u32 == abi::FFA_PARTITION_INFO_GET && answer[0] as u32 == abi::FFA_ERROR {
             abi::success_regs(&[0, 24])
         } else {

@@ -54,9 +54,7 @@ fn hundreds_of_constituents_in_fragments_both_ways() {
         assert!(is_success(
             &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
         ));
-        let cs: Vec<(u64, u32)> = (0..700)
-            .map(|i| (0x4002_0000 + i * 0x1000 * 2, 1))
-            .collect();
+        let cs = every_other_page(0x4002_0000, 700);
         let desc = linux_share(&cs, host_version(hv));
         assert!(desc.len() > 2 * 4096);
         let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
@@ -162,14 +160,9 @@ fn hostile_shares_change_nothing() {
 #[test]
 fn a_fragment_stream_that_stops_half_way() {
     let (p, mut m) = host(FfaVersion::V1_2, V1_2);
-    let cs: Vec<(u64, u32)> = (0..400).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let cs = every_other_page(0x4002_0000, 400);
     let desc = linux_share(&cs, FfaVersion::V1_2);
-    m.write_host(HOST_TX, &desc[..4096]);
-    let r = p.handle(
-        &call(MEM_SHARE_64, &[desc.len() as u64, 4096, 0, 0]),
-        &mut m,
-    );
-    assert_eq!(r.regs[0], MEM_FRAG_RX);
+    let r = share_first_page(&p, &mut m, &desc);
     let temp = r.regs[1] | r.regs[2] << 32;
     assert_ne!(temp & 1 << 63, 0, "a hypervisor-allocated handle");
     // Meanwhile: another transaction is busy, the wrong handle is refused.
@@ -190,13 +183,9 @@ fn a_fragment_stream_that_stops_half_way() {
     );
     handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
     // A fragment that overruns the announced total ends the transaction.
-    let cs: Vec<(u64, u32)> = (0..400).map(|i| (0x4003_0000 + i * 0x2000, 1)).collect();
+    let cs = every_other_page(0x4003_0000, 400);
     let desc = linux_share(&cs, FfaVersion::V1_2);
-    m.write_host(HOST_TX, &desc[..4096]);
-    let r = p.handle(
-        &call(MEM_SHARE_64, &[desc.len() as u64, 4096, 0, 0]),
-        &mut m,
-    );
+    let r = share_first_page(&p, &mut m, &desc);
     let over = p.handle(&call(MEM_FRAG_TX, &[r.regs[1], r.regs[2], 4096, 0]), &mut m);
     assert!(is_error(&over, FfaError::InvalidParameters));
     assert!(is_error(
@@ -255,7 +244,7 @@ fn descriptors_larger_than_warden_buffers_fail_cleanly() {
     assert!(is_success(
         &p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m)
     ));
-    let cs: Vec<(u64, u32)> = (0..700).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let cs = every_other_page(0x4002_0000, 700);
     let desc = linux_share(&cs, FfaVersion::V1_1);
     assert!(is_error(
         &send(&p, &mut m, MEM_SHARE_64, &desc),
@@ -327,14 +316,9 @@ fn a_total_length_beyond_a_complete_first_fragment_is_refused() {
 #[test]
 fn rxtx_unmap_abandons_a_half_sent_transaction() {
     let (p, mut m) = host(FfaVersion::V1_2, V1_2);
-    let cs: Vec<(u64, u32)> = (0..400).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let cs = every_other_page(0x4002_0000, 400);
     let desc = linux_share(&cs, FfaVersion::V1_2);
-    m.write_host(HOST_TX, &desc[..4096]);
-    let r = p.handle(
-        &call(MEM_SHARE_64, &[desc.len() as u64, 4096, 0, 0]),
-        &mut m,
-    );
-    assert_eq!(r.regs[0], MEM_FRAG_RX);
+    let r = share_first_page(&p, &mut m, &desc);
     let calls = m.calls.len();
     assert!(is_success(&p.handle(&call(RXTX_UNMAP, &[0]), &mut m)));
     assert!(is_success(
@@ -393,11 +377,11 @@ fn an_unexpected_answer_to_the_first_fragment_is_reclaimed() {
         p.handle(&call(abi::FFA_VERSION, &[V1_2]), &mut m);
         p.handle(&call(RXTX_MAP_64, &[HOST_TX, HOST_RX, 1]), &mut m);
         // Larger than warden's one-page buffer: warden sends it in fragments.
-        let cs: Vec<(u64, u32)> = (0..400).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+        let cs = every_other_page(0x4002_0000, 400);
         let desc = linux_share(&cs, FfaVersion::V1_2);
         let mut named = None;
         let r = {
-            let mut env = Tampered::new(&mut m, |c: &Regs, a: Regs| {
+            let mut env = tampered(&mut m, |c: &Regs, a: Regs| {
                 if c[0] as u32 == mem_share_64 && a[0] == MEM_FRAG_RX {
                     named = Some(a[1] as u32 as u64 | (a[2] as u32 as u64) << 32);
                     tamper(a)
@@ -445,7 +429,7 @@ fn host_with(rule: BufferRule, pages: u64) -> (FfaProxy, Model) {
 /// 600 one-page constituents: about 9.7 KiB in the v1.2 layout, three fragments of warden's
 /// one-page buffer.
 fn big(op_lend: bool) -> Vec<u8> {
-    let cs: Vec<(u64, u32)> = (0..600).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let cs = every_other_page(0x4002_0000, 600);
     let mut d = linux_share(&cs, FfaVersion::V1_1);
     if op_lend {
         d[2] = 0; // Linux leaves attributes to the borrower on lend.
@@ -513,12 +497,7 @@ fn reclaims_of_handles_the_host_does_not_hold_change_nothing() {
     let h = handle_of(&send(&p, &mut m, MEM_LEND_32, &one));
     // A fragmented send in progress, with its hypervisor-allocated handle.
     let desc = big(false);
-    m.write_host(HOST_TX, &desc[..4096]);
-    let r = p.handle(
-        &call(MEM_SHARE_64, &[desc.len() as u64, 4096, 0, 0]),
-        &mut m,
-    );
-    assert_eq!(r.regs[0], MEM_FRAG_RX);
+    let r = share_first_page(&p, &mut m, &desc);
     let pending = r.regs[1] | r.regs[2] << 32;
     let calls = m.calls.len();
     for bad in [
@@ -579,7 +558,7 @@ fn spmc_buffer_rules_for_warden_s_buffers_and_descriptors() {
         FfaError::InvalidParameters
     ));
     assert_eq!((p.live_handles(), m.in_progress()), (0, None));
-    let cs: Vec<(u64, u32)> = (0..100).map(|i| (0x4002_0000 + i * 0x2000, 1)).collect();
+    let cs = every_other_page(0x4002_0000, 100);
     let h = handle_of(&send(
         &p,
         &mut m,

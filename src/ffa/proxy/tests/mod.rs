@@ -63,29 +63,41 @@ fn host(spmc: FfaVersion, host: u64) -> (FfaProxy, Model) {
     (p, m)
 }
 
-/// The model with each of its answers passed through `tamper(call, answer)`: an SPMC that
-/// answers differently from the model (OP-TEE's quirks, or a misbehaving SPMC), without
-/// changing the model itself. Counts the proxy's writes to host memory.
-struct Tampered<'a, F> {
+/// The model behind `answer(model, call)`, which answers each SPMC call: it may pass the
+/// call to the model and change the answer, or answer in the model's place (an SPMC that
+/// behaves differently from the model: OP-TEE's quirks, a misbehaving SPMC, state left by an
+/// earlier boot stage), without changing the model itself. Everything else is the model's.
+/// Counts the proxy's writes to host memory.
+struct Intercepted<'a, F> {
     model: &'a mut Model,
-    tamper: F,
+    answer: F,
     host_writes: usize,
 }
 
-impl<'a, F: FnMut(&Regs, Regs) -> Regs> Tampered<'a, F> {
-    fn new(model: &'a mut Model, tamper: F) -> Self {
+impl<'a, F: FnMut(&mut Model, &Regs) -> Regs> Intercepted<'a, F> {
+    fn new(model: &'a mut Model, answer: F) -> Self {
         Self {
             model,
-            tamper,
+            answer,
             host_writes: 0,
         }
     }
 }
 
-impl<F: FnMut(&Regs, Regs) -> Regs> ProxyEnv for Tampered<'_, F> {
+/// The model with each of its answers passed through `tamper(call, answer)`.
+fn tampered<'a>(
+    model: &'a mut Model,
+    mut tamper: impl FnMut(&Regs, Regs) -> Regs + 'a,
+) -> Intercepted<'a, impl FnMut(&mut Model, &Regs) -> Regs + 'a> {
+    Intercepted::new(model, move |model: &mut Model, call: &Regs| {
+        let answer = model.spmc_call(call);
+        tamper(call, answer)
+    })
+}
+
+impl<F: FnMut(&mut Model, &Regs) -> Regs> ProxyEnv for Intercepted<'_, F> {
     fn spmc_call(&mut self, regs: &Regs) -> Regs {
-        let answer = self.model.spmc_call(regs);
-        (self.tamper)(regs, answer)
+        (self.answer)(self.model, regs)
     }
     fn is_host_ram(&self, r: Range) -> bool {
         self.model.is_host_ram(r)
@@ -146,6 +158,21 @@ fn send(p: &FfaProxy, m: &mut impl ProxyEnv, fid: u32, desc: &[u8]) -> Reply {
 fn handle_of(r: &Reply) -> u64 {
     assert!(is_success(r), "{r:x?}");
     r.regs[2] | r.regs[3] << 32
+}
+
+/// `n` one-page constituents every other page from `base`: more than a page of descriptor
+/// from a few hundred on, so the host sends it in fragments.
+fn every_other_page(base: u64, n: u64) -> Vec<(u64, u32)> {
+    (0..n).map(|i| (base + i * 0x2000, 1)).collect()
+}
+
+/// Sends only the first page of `desc` with FFA_MEM_SHARE_64 and asserts that warden asks
+/// for the next fragment; returns that FFA_MEM_FRAG_RX, whose w1/w2 hold the handle.
+fn share_first_page(p: &FfaProxy, m: &mut Model, desc: &[u8]) -> Reply {
+    m.write_host(HOST_TX, &desc[..4096]);
+    let r = p.handle(&call(MEM_SHARE_64, &[desc.len() as u64, 4096, 0, 0]), m);
+    assert_eq!(r.regs[0], MEM_FRAG_RX);
+    r
 }
 
 fn reclaim(p: &FfaProxy, m: &mut Model, h: u64) -> Reply {

@@ -85,7 +85,7 @@ fn bitmap_destroy_without_a_bitmap_is_denied() {
         FfaError::InvalidParameters
     ));
     // A CREATE the SPMC refuses leaves no bitmap behind.
-    let mut refusing = Tampered::new(&mut m, |c: &Regs, a: Regs| {
+    let mut refusing = tampered(&mut m, |c: &Regs, a: Regs| {
         if c[0] as u32 == create {
             abi::error_regs(FfaError::NoMemory)
         } else {

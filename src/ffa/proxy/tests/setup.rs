@@ -305,21 +305,21 @@ fn every_answer_is_one_its_function_may_give() {
 
 /// An SPMC that still holds the normal world's RX/TX pair from a boot stage before warden
 /// (U-Boot's FF-A support): RXTX_MAP is DENIED until that pair is unmapped (issue 13).
+/// The rest is the model's.
 struct LeftMapped {
-    model: Model,
     stale_pair: bool,
     unmap_fails: bool,
 }
 
-impl ProxyEnv for LeftMapped {
-    fn spmc_call(&mut self, r: &Regs) -> Regs {
+impl LeftMapped {
+    fn answer(&mut self, model: &mut Model, r: &Regs) -> Regs {
         match r[0] as u32 {
             RXTX_MAP_64 if self.stale_pair => {
-                self.model.calls.push(*r);
+                model.calls.push(*r);
                 abi::error_regs(FfaError::Denied)
             }
             RXTX_UNMAP => {
-                self.model.calls.push(*r);
+                model.calls.push(*r);
                 // OP-TEE's SPMC: the normal world's pair, ID 0 in w1[31:16].
                 if self.unmap_fails || !self.stale_pair || r[1] >> 16 != 0 {
                     return abi::error_regs(FfaError::InvalidParameters);
@@ -327,75 +327,60 @@ impl ProxyEnv for LeftMapped {
                 self.stale_pair = false;
                 abi::success_regs(&[])
             }
-            _ => self.model.spmc_call(r),
+            _ => model.spmc_call(r),
         }
     }
-    fn is_host_ram(&self, r: Range) -> bool {
-        self.model.is_host_ram(r)
-    }
-    fn write_host(&mut self, pa: u64, data: &[u8]) {
-        self.model.write_host(pa, data)
-    }
-    fn own_rx(&self) -> &[u8] {
-        self.model.own_rx()
-    }
-    fn read_host(&self, pa: u64, buf: &mut [u8]) {
-        self.model.read_host(pa, buf)
-    }
-    fn write_own_tx(&mut self, data: &[u8]) {
-        self.model.write_own_tx(data)
-    }
-    fn unmap_from_host(&mut self, ranges: &[Range]) -> Result<(), FfaError> {
-        self.model.unmap_from_host(ranges)
-    }
-    fn map_to_host(&mut self, ranges: &[Range]) {
-        self.model.map_to_host(ranges)
+
+    /// warden's boot against this SPMC at v1.2: the proxy, the model's record of the calls
+    /// and what is left of the stale pair.
+    fn boot_warden(mut self) -> (FfaProxy, Model, Self) {
+        let mut model = Model::new(FfaVersion::V1_2);
+        let mut env = Intercepted::new(&mut model, |m: &mut Model, r: &Regs| self.answer(m, r));
+        let p = FfaProxy::init(&mut env, WARDEN_TX, WARDEN_RX, 4);
+        (p, model, self)
     }
 }
 
 #[test]
 fn init_unmaps_buffers_an_earlier_boot_stage_left_mapped() {
-    let mut env = LeftMapped {
-        model: Model::new(FfaVersion::V1_2),
+    let (p, model, spmc) = LeftMapped {
         stale_pair: true,
         unmap_fails: false,
-    };
-    let p = FfaProxy::init(&mut env, WARDEN_TX, WARDEN_RX, 4);
+    }
+    .boot_warden();
     let info = p.spmc().expect("FF-A is up after the stale pair is gone");
     assert_eq!(info.version, FfaVersion::V1_2);
     assert_eq!(info.own_buffer_pages, 4);
     assert_eq!(info.partitions.len(), 2);
-    assert!(!env.stale_pair);
+    assert!(!spmc.stale_pair);
     // DENIED, then the unmap with ID 0, a new FFA_VERSION, and warden's own pair.
-    let fids: Vec<u32> = env.model.calls.iter().map(|r| r[0] as u32).collect();
+    let fids: Vec<u32> = model.calls.iter().map(|r| r[0] as u32).collect();
     let denied = fids.iter().position(|&f| f == RXTX_MAP_64).unwrap();
     assert_eq!(
         fids[denied + 1..denied + 4],
         [RXTX_UNMAP, abi::FFA_VERSION, RXTX_MAP_64]
     );
-    assert_eq!(env.model.calls[denied + 1][1], 0, "ID 0 in w1[31:16]");
-    assert_eq!(env.model.calls[denied + 2][1], V1_2);
+    assert_eq!(model.calls[denied + 1][1], 0, "ID 0 in w1[31:16]");
+    assert_eq!(model.calls[denied + 2][1], V1_2);
 }
 
 #[test]
 fn init_without_a_stale_pair_never_unmaps() {
-    let mut env = LeftMapped {
-        model: Model::new(FfaVersion::V1_2),
+    let (p, model, _) = LeftMapped {
         stale_pair: false,
         unmap_fails: false,
-    };
-    let p = FfaProxy::init(&mut env, WARDEN_TX, WARDEN_RX, 4);
+    }
+    .boot_warden();
     assert!(p.spmc().is_some());
-    assert!(!env.model.calls.iter().any(|r| r[0] as u32 == RXTX_UNMAP));
+    assert!(!model.calls.iter().any(|r| r[0] as u32 == RXTX_UNMAP));
 }
 
 #[test]
 fn a_stale_pair_that_cannot_be_unmapped_leaves_ffa_off() {
-    let mut env = LeftMapped {
-        model: Model::new(FfaVersion::V1_2),
+    let (p, _, _) = LeftMapped {
         stale_pair: true,
         unmap_fails: true,
-    };
-    let p = FfaProxy::init(&mut env, WARDEN_TX, WARDEN_RX, 4);
+    }
+    .boot_warden();
     assert!(p.spmc().is_none());
 }
