@@ -222,6 +222,27 @@ fn host_sync(frame: &mut TrapFrame) {
                 forward_in_place(frame);
                 return;
             }
+            // FF-A with no SVE hint (all of it, in practice): answered in the frame by the
+            // proxy, with no `Reply` returned through the router and copied back.
+            if route == router::Route::Ffa
+                && fid == fid.without_sve_hint()
+                && let Some(regs) = frame.x.first_chunk_mut::<18>()
+            {
+                let mut env = HostFfaEnv::new(
+                    &shared.platform.memory,
+                    shared.warden_mem,
+                    Some(&shared.stage2),
+                    &shared.smmus,
+                );
+                // Nothing reaches the console while the proxy holds its locks (as
+                // `FfaGlue::call`).
+                let cpu = current_cpu_index();
+                logger::hold(cpu);
+                shared.ffa.handle_in_place(regs, &mut env);
+                logger::release(cpu);
+                COUNTERS.ffa(fid.0, regs[0] == FFA_ERROR as u64);
+                return;
+            }
             let mut ffa = FfaGlue {
                 proxy: &shared.ffa,
                 env: HostFfaEnv::new(
