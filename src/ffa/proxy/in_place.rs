@@ -52,25 +52,85 @@ impl FfaProxy {
         if x[2] as u32 != 0 || (f.is_64 && (x[1] >> 32 != 0 || x[2] >> 32 != 0)) {
             return None;
         }
-        // Only w0-w7 (x0-x7 for the 64-bit call) reach the SPMC; x8-x17 are zero.
-        let mask = if f.is_64 { u64::MAX } else { u32::MAX as u64 };
-        let mut call: Regs = [0; 18];
-        call[0] = x[0] as u32 as u64;
-        for (arg, r) in call[1..8].iter_mut().zip(&x[1..8]) {
-            *arg = r & mask;
-        }
-        let out = env.spmc_call(&call);
+        // Only w0-w7 (x0-x7 for the 64-bit call) reach the SPMC; x8-x17 are zero. Spelled
+        // out register by register: a loop here becomes calls to memset and memcpy, which
+        // without SIMD cost more than the rest of the call (issue 15's profile).
+        let m = if f.is_64 { u64::MAX } else { u32::MAX as u64 };
+        // A zero the compiler cannot see: ten stores of it are fewer instructions than the
+        // call to memset it would otherwise make for x8-x17.
+        let z = core::hint::black_box(0u64);
+        let [
+            x0,
+            x1,
+            x2,
+            x3,
+            x4,
+            x5,
+            x6,
+            x7,
+            x8,
+            x9,
+            x10,
+            x11,
+            x12,
+            x13,
+            x14,
+            x15,
+            x16,
+            x17,
+        ] = x;
+        let call: Regs = [
+            *x0 as u32 as u64,
+            *x1 & m,
+            *x2 & m,
+            *x3 & m,
+            *x4 & m,
+            *x5 & m,
+            *x6 & m,
+            *x7 & m,
+            z,
+            z,
+            z,
+            z,
+            z,
+            z,
+            z,
+            z,
+            z,
+            z,
+        ];
+        let [
+            o0,
+            o1,
+            o2,
+            o3,
+            o4,
+            o5,
+            o6,
+            o7,
+            o8,
+            o9,
+            o10,
+            o11,
+            o12,
+            o13,
+            o14,
+            o15,
+            o16,
+            o17,
+        ] = env.spmc_call(&call);
         // As `handle`'s `forwarded`: x0-x7 before v1.2; from v1.2 zeros past x7 unless the
         // answer is a DIRECT_RESP2 (README "Result registers").
-        for (reg, value) in x[..8].iter_mut().zip(&out[..8]) {
-            *reg = *value;
-        }
+        (*x0, *x1, *x2, *x3, *x4, *x5, *x6, *x7) = (o0, o1, o2, o3, o4, o5, o6, o7);
         if version < FfaVersion::V1_2 {
             return Some(8);
         }
-        let wide = answers::carries_x8_to_x17(out[0]);
-        for (reg, value) in x[8..].iter_mut().zip(&out[8..]) {
-            *reg = if wide { *value } else { 0 };
+        if answers::carries_x8_to_x17(o0) {
+            (*x8, *x9, *x10, *x11, *x12) = (o8, o9, o10, o11, o12);
+            (*x13, *x14, *x15, *x16, *x17) = (o13, o14, o15, o16, o17);
+        } else {
+            (*x8, *x9, *x10, *x11, *x12) = (0, 0, 0, 0, 0);
+            (*x13, *x14, *x15, *x16, *x17) = (0, 0, 0, 0, 0);
         }
         Some(18)
     }
