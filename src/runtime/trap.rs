@@ -307,11 +307,14 @@ fn ffa_in_place(shared: &Shared, frame: &mut TrapFrame, fid: FunctionId) {
         Some(&shared.stage2),
         &shared.smmus,
     );
-    // Nothing reaches the console while the proxy holds its locks (as `FfaGlue::call`).
-    let cpu = current_cpu_index();
-    logger::hold(cpu);
-    shared.ffa.handle_in_place(regs, &mut env);
-    logger::release(cpu);
+    // `hot` logs nothing; for the rest, nothing reaches the console while the proxy holds
+    // its locks (as `FfaGlue::call`).
+    if shared.ffa.hot(regs, &mut env).is_none() {
+        let cpu = current_cpu_index();
+        logger::hold(cpu);
+        shared.ffa.handle_copied(regs, &mut env);
+        logger::release(cpu);
+    }
     COUNTERS.ffa(fid.0, regs[0] == FFA_ERROR as u64);
 }
 

@@ -13,9 +13,15 @@ impl FfaProxy {
     /// Handles one host FF-A call with x0-x17 in `x`, and leaves the answer there: x0 to
     /// x(count-1) are results, the other registers keep the host's values. Returns count.
     pub fn handle_in_place(&self, x: &mut Regs, env: &mut impl ProxyEnv) -> usize {
-        if let Some(count) = self.hot(x, env) {
-            return count;
+        match self.hot(x, env) {
+            Some(count) => count,
+            None => self.handle_copied(x, env),
         }
+    }
+
+    /// `handle`, its reply copied into `x`: every call `hot` does not answer. The only
+    /// part of `handle_in_place` that may log.
+    pub fn handle_copied(&self, x: &mut Regs, env: &mut impl ProxyEnv) -> usize {
         let reply = self.handle(x, env);
         for (reg, value) in x.iter_mut().zip(&reply.regs).take(reply.count) {
             *reg = *value;
@@ -26,7 +32,8 @@ impl FfaProxy {
     /// FFA_ID_GET and a well-formed FFA_MSG_SEND_DIRECT_REQ (32 or 64), in place; None for
     /// anything else, before any effect but fixing the host's FF-A version, which `handle`
     /// does first in the same way.
-    fn hot(&self, x: &mut Regs, env: &mut impl ProxyEnv) -> Option<usize> {
+    /// Logs nothing: the caller need not hold the console.
+    pub fn hot(&self, x: &mut Regs, env: &mut impl ProxyEnv) -> Option<usize> {
         let f = FfaFunction::decode(x[0] as u32)?;
         let hot = (f.num == num::ID_GET && !f.is_64) || f.num == num::MSG_SEND_DIRECT_REQ;
         if !hot {
@@ -59,68 +66,19 @@ impl FfaProxy {
         // A zero the compiler cannot see: ten stores of it are fewer instructions than the
         // call to memset it would otherwise make for x8-x17.
         let z = core::hint::black_box(0u64);
-        let [
-            x0,
-            x1,
-            x2,
-            x3,
-            x4,
-            x5,
-            x6,
-            x7,
-            x8,
-            x9,
-            x10,
-            x11,
-            x12,
-            x13,
-            x14,
-            x15,
-            x16,
-            x17,
-        ] = x;
+        #[rustfmt::skip]
         let call: Regs = [
-            *x0 as u32 as u64,
-            *x1 & m,
-            *x2 & m,
-            *x3 & m,
-            *x4 & m,
-            *x5 & m,
-            *x6 & m,
-            *x7 & m,
-            z,
-            z,
-            z,
-            z,
-            z,
-            z,
-            z,
-            z,
-            z,
-            z,
+            x[0] as u32 as u64, x[1] & m, x[2] & m, x[3] & m, x[4] & m, x[5] & m, x[6] & m, x[7] & m,
+            z, z, z, z, z, z, z, z, z, z,
         ];
-        let [
-            o0,
-            o1,
-            o2,
-            o3,
-            o4,
-            o5,
-            o6,
-            o7,
-            o8,
-            o9,
-            o10,
-            o11,
-            o12,
-            o13,
-            o14,
-            o15,
-            o16,
-            o17,
-        ] = env.spmc_call(&call);
         // As `handle`'s `forwarded`: x0-x7 before v1.2; from v1.2 zeros past x7 unless the
-        // answer is a DIRECT_RESP2 (README "Result registers").
+        // answer is a DIRECT_RESP2 (README "Result registers"). Copied register by register
+        // for the same reason as above (`*x = out` is a call to memcpy).
+        #[rustfmt::skip]
+        let [o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12, o13, o14, o15, o16, o17] =
+            env.spmc_call(&call);
+        #[rustfmt::skip]
+        let [x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, x16, x17] = x;
         (*x0, *x1, *x2, *x3, *x4, *x5, *x6, *x7) = (o0, o1, o2, o3, o4, o5, o6, o7);
         if version < FfaVersion::V1_2 {
             return Some(8);
@@ -129,8 +87,8 @@ impl FfaProxy {
             (*x8, *x9, *x10, *x11, *x12) = (o8, o9, o10, o11, o12);
             (*x13, *x14, *x15, *x16, *x17) = (o13, o14, o15, o16, o17);
         } else {
-            (*x8, *x9, *x10, *x11, *x12) = (0, 0, 0, 0, 0);
-            (*x13, *x14, *x15, *x16, *x17) = (0, 0, 0, 0, 0);
+            (*x8, *x9, *x10, *x11, *x12) = (z, z, z, z, z);
+            (*x13, *x14, *x15, *x16, *x17) = (z, z, z, z, z);
         }
         Some(18)
     }
