@@ -222,6 +222,12 @@ fn host_sync(frame: &mut TrapFrame) {
                 forward_in_place(frame);
                 return;
             }
+            // FF-A with no SVE hint (all of it, in practice): answered in the frame by the
+            // proxy, with no `Reply` returned through the router and copied back.
+            if route == router::Route::Ffa && fid == fid.without_sve_hint() {
+                ffa_in_place(shared, frame, fid);
+                return;
+            }
             let mut ffa = FfaGlue {
                 proxy: &shared.ffa,
                 env: HostFfaEnv::new(
@@ -284,6 +290,32 @@ fn host_sync(frame: &mut TrapFrame) {
             inject(frame, Injection::Undefined);
         }
     }
+}
+
+/// A host FF-A call with no SVE hint (all of them, in practice): answered in the frame by
+/// the proxy, with no `Reply` returned through the router and copied back. Out of line, so
+/// that its stack frame and saved registers are not every trap's (the relayed calls above
+/// are the floor of a forwarded call).
+#[inline(never)]
+fn ffa_in_place(shared: &Shared, frame: &mut TrapFrame, fid: FunctionId) {
+    let Some(regs) = frame.x.first_chunk_mut::<18>() else {
+        return;
+    };
+    let mut env = HostFfaEnv::new(
+        &shared.platform.memory,
+        shared.warden_mem,
+        Some(&shared.stage2),
+        &shared.smmus,
+    );
+    // `hot` logs nothing; for the rest, nothing reaches the console while the proxy holds
+    // its locks (as `FfaGlue::call`).
+    if shared.ffa.hot(regs, &mut env).is_none() {
+        let cpu = current_cpu_index();
+        logger::hold(cpu);
+        shared.ffa.handle_copied(regs, &mut env);
+        logger::release(cpu);
+    }
+    COUNTERS.ffa(fid.0, regs[0] == FFA_ERROR as u64);
 }
 
 /// Relays the SMC in `frame` (x0-x17, SMCCC v1.2) to EL3 and writes x0-x3 of its answer

@@ -25,6 +25,7 @@ use crate::platform::memmap::Range;
 pub use crate::router::Reply;
 
 mod buffers;
+mod in_place;
 mod memory_management;
 mod messaging;
 mod notifications;

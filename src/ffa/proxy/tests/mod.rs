@@ -2,6 +2,7 @@
 //! chapter as the proxy itself; the shared helpers are here.
 
 mod buffers;
+mod in_place;
 mod lifecycle;
 mod memory_management;
 mod messaging;

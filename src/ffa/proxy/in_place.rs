@@ -1,0 +1,114 @@
+//! The host's most frequent FF-A calls answered in the trap frame itself (issue 15): no
+//! `Reply` built, returned through three layers and copied back. Each call here runs every
+//! check `FfaProxy::handle` runs; whatever one of them would refuse goes to `handle`, which
+//! refuses it (and says why), so the answers are the same (tests/in_place.rs compares the
+//! two paths register by register).
+
+use super::{FfaProxy, ProxyEnv};
+use crate::ffa::abi::{self, FfaFunction, Regs, num};
+use crate::ffa::answers;
+use crate::ffa::version::FfaVersion;
+
+impl FfaProxy {
+    /// Handles one host FF-A call with x0-x17 in `x`, and leaves the answer there: x0 to
+    /// x(count-1) are results, the other registers keep the host's values. Returns count.
+    pub fn handle_in_place(&self, x: &mut Regs, env: &mut impl ProxyEnv) -> usize {
+        match self.hot(x, env) {
+            Some(count) => count,
+            None => self.handle_copied(x, env),
+        }
+    }
+
+    /// `handle`, its reply copied into `x`: every call `hot` does not answer. The only
+    /// part of `handle_in_place` that may log.
+    pub fn handle_copied(&self, x: &mut Regs, env: &mut impl ProxyEnv) -> usize {
+        let reply = self.handle(x, env);
+        // The proxy's counts are 8 and 18: copied register by register (a loop is a call
+        // to memcpy, which without SIMD costs a hundred instructions per fragment or
+        // reclaim); any other count by the loop.
+        #[rustfmt::skip]
+        let [r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17] =
+            reply.regs;
+        match reply.count {
+            8 | 18 => {
+                #[rustfmt::skip]
+                let [x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, x16, x17] = x;
+                (*x0, *x1, *x2, *x3, *x4, *x5, *x6, *x7) = (r0, r1, r2, r3, r4, r5, r6, r7);
+                if reply.count == 18 {
+                    (*x8, *x9, *x10, *x11, *x12) = (r8, r9, r10, r11, r12);
+                    (*x13, *x14, *x15, *x16, *x17) = (r13, r14, r15, r16, r17);
+                }
+            }
+            n => {
+                for (reg, value) in x.iter_mut().zip(&reply.regs).take(n) {
+                    *reg = *value;
+                }
+            }
+        }
+        reply.count
+    }
+
+    /// FFA_ID_GET and a well-formed FFA_MSG_SEND_DIRECT_REQ (32 or 64), in place; None for
+    /// anything else, before any effect but fixing the host's FF-A version, which `handle`
+    /// does first in the same way.
+    /// Logs nothing: the caller need not hold the console.
+    pub fn hot(&self, x: &mut Regs, env: &mut impl ProxyEnv) -> Option<usize> {
+        let f = FfaFunction::decode(x[0] as u32)?;
+        let hot = (f.num == num::ID_GET && !f.is_64) || f.num == num::MSG_SEND_DIRECT_REQ;
+        if !hot {
+            return None;
+        }
+        // Both are served from v1.0 on whenever there is an SPMC (`SERVED`; checked by
+        // tests/in_place.rs, `hot_calls_are_served_at_every_version`).
+        let spmc = self.spmc.as_ref()?;
+        let version = self.negotiation.lock().lock();
+        if f.num == num::ID_GET {
+            // FFA_SUCCESS_32 with the host's ID in w2, x0-x7 (DEN0077A v1.2 §13.8).
+            let [x0, x1, x2, x3, x4, x5, x6, x7, ..] = x;
+            (*x0, *x1, *x2) = (abi::FFA_SUCCESS_32 as u64, 0, spmc.host_id as u64);
+            (*x3, *x4, *x5, *x6, *x7) = (0, 0, 0, 0, 0);
+            return Some(8);
+        }
+        // The checks of `direct_req` (§15.2): sender the host, receiver a partition, w2
+        // zero, and in the 64-bit call the upper halves of x1 and x2 zero.
+        let w1 = x[1] as u32;
+        if (w1 >> 16) as u16 != spmc.host_id || !spmc.is_partition(w1 as u16) {
+            return None;
+        }
+        if x[2] as u32 != 0 || (f.is_64 && (x[1] >> 32 != 0 || x[2] >> 32 != 0)) {
+            return None;
+        }
+        // Only w0-w7 (x0-x7 for the 64-bit call) reach the SPMC; x8-x17 are zero. Spelled
+        // out register by register: a loop here becomes calls to memset and memcpy, which
+        // without SIMD cost more than the rest of the call (issue 15's profile).
+        let m = if f.is_64 { u64::MAX } else { u32::MAX as u64 };
+        // A zero the compiler cannot see: ten stores of it are fewer instructions than the
+        // call to memset it would otherwise make for x8-x17.
+        let z = core::hint::black_box(0u64);
+        #[rustfmt::skip]
+        let call: Regs = [
+            x[0] as u32 as u64, x[1] & m, x[2] & m, x[3] & m, x[4] & m, x[5] & m, x[6] & m, x[7] & m,
+            z, z, z, z, z, z, z, z, z, z,
+        ];
+        // As `handle`'s `forwarded`: x0-x7 before v1.2; from v1.2 zeros past x7 unless the
+        // answer is a DIRECT_RESP2 (README "Result registers"). Copied register by register
+        // for the same reason as above (`*x = out` is a call to memcpy).
+        #[rustfmt::skip]
+        let [o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12, o13, o14, o15, o16, o17] =
+            env.spmc_call(&call);
+        #[rustfmt::skip]
+        let [x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, x16, x17] = x;
+        (*x0, *x1, *x2, *x3, *x4, *x5, *x6, *x7) = (o0, o1, o2, o3, o4, o5, o6, o7);
+        if version < FfaVersion::V1_2 {
+            return Some(8);
+        }
+        if answers::carries_x8_to_x17(o0) {
+            (*x8, *x9, *x10, *x11, *x12) = (o8, o9, o10, o11, o12);
+            (*x13, *x14, *x15, *x16, *x17) = (o13, o14, o15, o16, o17);
+        } else {
+            (*x8, *x9, *x10, *x11, *x12) = (z, z, z, z, z);
+            (*x13, *x14, *x15, *x16, *x17) = (z, z, z, z, z);
+        }
+        Some(18)
+    }
+}
