@@ -124,8 +124,6 @@ enum BlockState {
 
 pub struct DmaTable {
     map: Mapping<Tables, El1And0>,
-    /// The host's RAM as built at boot (warden's memory excluded), sorted.
-    ram: Vec<Range>,
     /// RAM currently lent to the secure world, hence unmapped: a page bitmap, so that
     /// neither a lend nor a reclaim scans the other lends.
     lent: LentPages,
@@ -196,8 +194,8 @@ impl DmaTable {
         map.mark_active();
         Ok(Self {
             map,
+            // The host's RAM as built at boot (warden's memory excluded).
             lent: LentPages::new(&ram),
-            ram,
             work: 0,
         })
     }
