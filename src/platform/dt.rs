@@ -62,6 +62,7 @@ const FDT_NOP: u32 = 4;
 const FDT_END: u32 = 9;
 const HEADER_LEN: usize = 40;
 
+#[inline]
 fn be32(blob: &[u8], at: usize) -> Option<u32> {
     let b = blob.get(at..at.checked_add(4)?)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
@@ -112,10 +113,20 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
     let mut skipping: Option<usize> = None;
     let mut at = 0;
     let mut ended = false;
+    // Kept tokens are copied in runs, not one by one: a run ends at a NOP or a dropped
+    // subtree (most trees have neither, so the structure block is one copy).
+    let mut run: Option<usize> = None;
+    let flush = |out: &mut Vec<u8>, run: &mut Option<usize>, end: usize| {
+        if let Some(from) = run.take() {
+            out.extend_from_slice(structure.get(from..end).ok_or_else(bad)?);
+        }
+        Ok::<(), DtError>(())
+    };
     while !ended {
         let token = be32(structure, at).ok_or_else(bad)?;
         let start = at;
         at += 4;
+        let mut keep = true;
         match token {
             FDT_BEGIN_NODE => {
                 let rest = structure.get(at..).ok_or_else(bad)?;
@@ -128,7 +139,7 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
                     path.push('/');
                     path.push_str(name);
                 }
-                if skipping.is_none() && drop.contains(&path.as_str()) {
+                if skipping.is_none() && !drop.is_empty() && drop.contains(&path.as_str()) {
                     skipping = Some(cuts.len());
                 }
             }
@@ -138,7 +149,7 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
                 path.truncate(cut);
                 if skipping == Some(depth) {
                     skipping = None;
-                    continue;
+                    keep = false;
                 }
             }
             FDT_PROP => {
@@ -148,14 +159,17 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
                     .ok_or_else(bad)?
                     .next_multiple_of(4);
             }
-            FDT_NOP => continue,
+            FDT_NOP => keep = false,
             FDT_END => ended = true,
             _ => return Err(bad()),
         }
-        if skipping.is_none() {
-            out_struct.extend_from_slice(structure.get(start..at).ok_or_else(bad)?);
+        if keep && skipping.is_none() {
+            run.get_or_insert(start);
+        } else {
+            flush(&mut out_struct, &mut run, start)?;
         }
     }
+    flush(&mut out_struct, &mut run, at)?;
     if !cuts.is_empty() {
         return Err(bad());
     }
@@ -217,10 +231,12 @@ impl<'a> FlatTree<'a> {
         let (strings_len, struct_len) = (field(8)?, field(9)?);
         let structure = blob.get(off_struct..off_struct.checked_add(struct_len)?)?;
         let strings = blob.get(off_strings..off_strings.checked_add(strings_len)?)?;
+        // Sized from the structure block so that the vectors grow once or never: a node
+        // takes at least 12 bytes of it, a property at least 12.
         let mut tree = FlatTree {
             strings,
-            nodes: Vec::new(),
-            props: Vec::new(),
+            nodes: Vec::with_capacity(struct_len / 64),
+            props: Vec::with_capacity(struct_len / 24),
         };
         let mut stack: Vec<usize> = Vec::new();
         let mut at = 0;
