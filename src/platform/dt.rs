@@ -62,7 +62,9 @@ const FDT_NOP: u32 = 4;
 const FDT_END: u32 = 9;
 const HEADER_LEN: usize = 40;
 
-#[inline]
+// Inlined: the single-pass readers call it once per token, and a call costs more than
+// the load.
+#[inline(always)]
 fn be32(blob: &[u8], at: usize) -> Option<u32> {
     let b = blob.get(at..at.checked_add(4)?)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
@@ -290,8 +292,11 @@ impl<'a> FlatTree<'a> {
             .iter()
             .find_map(|&(off, value)| {
                 let s = self.strings.get(off as usize..)?;
+                // The terminator and the first byte first: most names differ there, and
+                // the full comparison is a call to memcmp.
                 let matches = s.len() > want.len()
                     && s.get(want.len()) == Some(&0)
+                    && s.first() == want.first()
                     && s.get(..want.len()) == Some(want);
                 matches.then_some(value)
             })
