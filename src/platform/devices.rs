@@ -117,6 +117,14 @@ fn compatible_has(t: &FlatTree<'_>, node: usize, any: &[&str]) -> bool {
     t.compatible_any(node, any)
 }
 
+/// Whether one of the strings of a `compatible` value (read once per node) is one of `any`.
+fn value_has(compatible: Option<&[u8]>, any: &[&str]) -> bool {
+    compatible.is_some_and(|v| {
+        v.split(|&b| b == 0)
+            .any(|c| any.iter().any(|w| w.as_bytes() == c))
+    })
+}
+
 /// A string property as the `fdt` crate's `as_str` reads it: UTF-8, trailing NULs cut.
 fn str_prop<'a>(t: &FlatTree<'a>, node: usize, name: &str) -> Option<&'a str> {
     core::str::from_utf8(t.prop(node, name)?)
@@ -232,10 +240,11 @@ fn classify(
     {
         return (Access::Hidden(Warden), None);
     }
+    // The node's `compatible`, looked up once for all the kinds below.
+    let compatible = t.prop(node, "compatible");
     // Devices that cannot master the bus: registers only.
-    if compatible_has(
-        t,
-        node,
+    if value_has(
+        compatible,
         &[
             "arm,pl011",
             "arm,pl031",
@@ -246,16 +255,15 @@ fn classify(
     ) {
         return (Access::Host, None);
     }
-    if compatible_has(t, node, &["arm,gic-v3"]) {
+    if value_has(compatible, &["arm,gic-v3"]) {
         // GICD, then `#redistributor-regions` GICR regions, then optionally GICC, GICH,
         // GICV (Linux's arm,gic-v3 binding). The host is an EL1 kernel: GICD, GICR and
         // GICC are its; GICH and GICV belong to a hypervisor (warden, which uses neither).
         let redists = u32_prop(t, node, "#redistributor-regions").unwrap_or(1) as usize;
         return (Access::Host, Some((0..redists + 2).collect()));
     }
-    if compatible_has(
-        t,
-        node,
+    if value_has(
+        compatible,
         &[
             "arm,gic-400",
             "arm,cortex-a15-gic",
@@ -266,17 +274,20 @@ fn classify(
         // GICD, GICC, then GICH, GICV (arm,gic binding).
         return (Access::Host, Some(alloc::vec![0, 1]));
     }
-    if compatible_has(t, node, &["arm,gic-v3-its"]) {
+    if value_has(compatible, &["arm,gic-v3-its"]) {
         // GITS_CBASER/GITS_BASERn name memory the ITS writes (IHI 0069 §12.19).
         return (Access::Hidden(BusMaster), None);
     }
-    if compatible_has(t, node, &["arm,smmu-v3"]) {
+    if value_has(compatible, &["arm,smmu-v3"]) {
         return (Access::Hidden(Warden), None);
     }
-    if compatible_has(t, node, &["qemu,fw-cfg-mmio", "virtio,mmio"]) {
+    if value_has(compatible, &["qemu,fw-cfg-mmio", "virtio,mmio"]) {
         return (Access::Hidden(BusMaster), None);
     }
-    if compatible_has(t, node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
+    if value_has(
+        compatible,
+        &["pci-host-ecam-generic", "pci-host-cam-generic"],
+    ) {
         return if pci_streams_confined(t, node, iommus) {
             (Access::Host, None)
         } else {
