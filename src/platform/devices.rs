@@ -25,9 +25,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use fdt::Fdt;
-use fdt::node::FdtNode;
-
+use super::dt::FlatTree;
 use super::memmap::{Range, subtract_all};
 
 const PAGE: u64 = 0x1000;
@@ -115,29 +113,41 @@ pub struct Iommus<'a> {
     pub owned: &'a [u64],
 }
 
-fn compatible_has(node: FdtNode<'_, '_>, any: &[&str]) -> bool {
-    node.compatible()
-        .is_some_and(|c| c.all().any(|s| any.contains(&s)))
+fn compatible_has(t: &FlatTree<'_>, node: usize, any: &[&str]) -> bool {
+    t.compatible_any(node, any)
 }
 
-fn is_secure_only(node: FdtNode<'_, '_>) -> bool {
-    let status = node.property("status").and_then(|p| p.as_str());
-    let secure = node.property("secure-status").and_then(|p| p.as_str());
+/// Whether one of the strings of a `compatible` value (read once per node) is one of `any`.
+fn value_has(compatible: Option<&[u8]>, any: &[&str]) -> bool {
+    compatible.is_some_and(|v| {
+        v.split(|&b| b == 0)
+            .any(|c| any.iter().any(|w| w.as_bytes() == c))
+    })
+}
+
+/// A string property as the `fdt` crate's `as_str` reads it: UTF-8, trailing NULs cut.
+fn str_prop<'a>(t: &FlatTree<'a>, node: usize, name: &str) -> Option<&'a str> {
+    core::str::from_utf8(t.prop(node, name)?)
+        .ok()
+        .map(|s| s.trim_end_matches('\0'))
+}
+
+fn is_secure_only(t: &FlatTree<'_>, node: usize) -> bool {
+    let status = str_prop(t, node, "status");
+    let secure = str_prop(t, node, "secure-status");
     matches!(status, Some("disabled" | "fail")) && matches!(secure, Some("okay" | "ok"))
 }
 
-fn is_disabled(node: FdtNode<'_, '_>) -> bool {
+fn is_disabled(t: &FlatTree<'_>, node: usize) -> bool {
     matches!(
-        node.property("status").and_then(|p| p.as_str()),
+        str_prop(t, node, "status"),
         Some(s) if s != "okay" && s != "ok"
     )
 }
 
-fn regs(node: FdtNode<'_, '_>) -> Vec<Range> {
-    node.reg()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| Range::from_base_size(r.starting_address as u64, r.size? as u64))
+fn regs(t: &FlatTree<'_>, node: usize) -> Vec<Range> {
+    t.regs_small(node)
+        .filter_map(|(base, size)| Range::from_base_size(base, size?))
         .collect()
 }
 
@@ -148,9 +158,8 @@ pub(crate) fn be_cells(value: &[u8]) -> impl Iterator<Item = u32> + '_ {
         .filter_map(|c| c.try_into().ok().map(u32::from_be_bytes))
 }
 
-fn u32_prop(node: FdtNode<'_, '_>, name: &str) -> Option<u32> {
-    let v = node.property(name)?.value;
-    be_cells(v).next()
+fn u32_prop(t: &FlatTree<'_>, node: usize, name: &str) -> Option<u32> {
+    be_cells(t.prop(node, name)?).next()
 }
 
 /// A number of `n` cells (1 or 2 used in practice; more keep the low 64 bits).
@@ -161,14 +170,14 @@ fn read_number(cells: &[u32]) -> u64 {
 /// The CPU-side windows of a PCI host bridge (`ranges`: PCI address of the node's
 /// `#address-cells`, parent address of the parent's, size of the node's `#size-cells`;
 /// IEEE 1275 PCI binding).
-fn pci_windows(node: FdtNode<'_, '_>, parent_addr_cells: usize) -> Vec<Range> {
-    let Some(ranges) = node.property("ranges") else {
+fn pci_windows(t: &FlatTree<'_>, node: usize, parent_addr_cells: usize) -> Vec<Range> {
+    let Some(ranges) = t.prop(node, "ranges") else {
         return Vec::new();
     };
-    let own = node.cell_sizes();
-    let (child, size) = (own.address_cells, own.size_cells);
+    let child = t.cells(node, "#address-cells", 2) as usize;
+    let size = t.cells(node, "#size-cells", 1) as usize;
     let entry = child + parent_addr_cells + size;
-    let cells: Vec<u32> = be_cells(ranges.value).collect();
+    let cells: Vec<u32> = be_cells(ranges).collect();
     if entry == 0 {
         return Vec::new();
     }
@@ -184,10 +193,10 @@ fn pci_windows(node: FdtNode<'_, '_>, parent_addr_cells: usize) -> Vec<Range> {
 
 /// The phandles an `iommu-map`/`msi-map` names: (rid-base, phandle, base, length) entries
 /// (Documentation/devicetree/bindings/pci/pci-iommu.txt and pci-msi.txt in Linux).
-fn map_phandles(node: FdtNode<'_, '_>, prop: &str) -> Vec<u32> {
-    node.property(prop)
-        .map(|p| {
-            let cells: Vec<u32> = be_cells(p.value).collect();
+fn map_phandles(t: &FlatTree<'_>, node: usize, prop: &str) -> Vec<u32> {
+    t.prop(node, prop)
+        .map(|v| {
+            let cells: Vec<u32> = be_cells(v).collect();
             cells
                 .chunks_exact(4)
                 .filter_map(|e| e.get(1).copied())
@@ -197,38 +206,45 @@ fn map_phandles(node: FdtNode<'_, '_>, prop: &str) -> Vec<u32> {
 }
 
 /// Whether every stream of a PCIe host bridge goes through an SMMU warden owns.
-fn pci_streams_confined(fdt: &Fdt<'_>, node: FdtNode<'_, '_>, iommus: Iommus) -> bool {
-    let targets = map_phandles(node, "iommu-map");
+fn pci_streams_confined(t: &FlatTree<'_>, node: usize, iommus: Iommus) -> bool {
+    let targets = map_phandles(t, node, "iommu-map");
     !targets.is_empty()
         && targets.iter().all(|&ph| {
-            fdt.find_phandle(ph)
-                .filter(|n| compatible_has(*n, &["arm,smmu-v3"]))
-                .and_then(|n| regs(n).first().copied())
+            t.find_phandle(ph)
+                .filter(|&n| compatible_has(t, n, &["arm,smmu-v3"]))
+                .and_then(|n| regs(t, n).first().copied())
                 .is_some_and(|r| iommus.owned.contains(&r.start))
         })
 }
 
-/// How a node with registers is treated, by its kind. The second value lists the indexes
-/// of `reg` entries the host gets when it keeps the node (`None`: all of them).
-fn classify(fdt: &Fdt<'_>, node: FdtNode<'_, '_>, iommus: Iommus) -> (Access, Option<Vec<usize>>) {
+/// How a node with registers (`frames`) is treated, by its kind. The second value lists
+/// the indexes of `reg` entries the host gets when it keeps the node (`None`: all of them).
+fn classify(
+    t: &FlatTree<'_>,
+    node: usize,
+    frames: &[Range],
+    iommus: Iommus,
+) -> (Access, Option<Vec<usize>>) {
     use HiddenBecause::*;
-    if is_secure_only(node) {
+    if is_secure_only(t, node) {
         return (Access::Hidden(Secure), None);
     }
-    if is_disabled(node) {
+    if is_disabled(t, node) {
         return (Access::Hidden(Disabled), None);
     }
     // A device warden drives (an SMMU it took over, its own console UART).
     if !iommus.owned.is_empty()
-        && regs(node)
+        && frames
             .first()
             .is_some_and(|r| iommus.owned.contains(&r.start))
     {
         return (Access::Hidden(Warden), None);
     }
+    // The node's `compatible`, looked up once for all the kinds below.
+    let compatible = t.prop(node, "compatible");
     // Devices that cannot master the bus: registers only.
-    if compatible_has(
-        node,
+    if value_has(
+        compatible,
         &[
             "arm,pl011",
             "arm,pl031",
@@ -239,15 +255,15 @@ fn classify(fdt: &Fdt<'_>, node: FdtNode<'_, '_>, iommus: Iommus) -> (Access, Op
     ) {
         return (Access::Host, None);
     }
-    if compatible_has(node, &["arm,gic-v3"]) {
+    if value_has(compatible, &["arm,gic-v3"]) {
         // GICD, then `#redistributor-regions` GICR regions, then optionally GICC, GICH,
         // GICV (Linux's arm,gic-v3 binding). The host is an EL1 kernel: GICD, GICR and
         // GICC are its; GICH and GICV belong to a hypervisor (warden, which uses neither).
-        let redists = u32_prop(node, "#redistributor-regions").unwrap_or(1) as usize;
+        let redists = u32_prop(t, node, "#redistributor-regions").unwrap_or(1) as usize;
         return (Access::Host, Some((0..redists + 2).collect()));
     }
-    if compatible_has(
-        node,
+    if value_has(
+        compatible,
         &[
             "arm,gic-400",
             "arm,cortex-a15-gic",
@@ -258,18 +274,21 @@ fn classify(fdt: &Fdt<'_>, node: FdtNode<'_, '_>, iommus: Iommus) -> (Access, Op
         // GICD, GICC, then GICH, GICV (arm,gic binding).
         return (Access::Host, Some(alloc::vec![0, 1]));
     }
-    if compatible_has(node, &["arm,gic-v3-its"]) {
+    if value_has(compatible, &["arm,gic-v3-its"]) {
         // GITS_CBASER/GITS_BASERn name memory the ITS writes (IHI 0069 §12.19).
         return (Access::Hidden(BusMaster), None);
     }
-    if compatible_has(node, &["arm,smmu-v3"]) {
+    if value_has(compatible, &["arm,smmu-v3"]) {
         return (Access::Hidden(Warden), None);
     }
-    if compatible_has(node, &["qemu,fw-cfg-mmio", "virtio,mmio"]) {
+    if value_has(compatible, &["qemu,fw-cfg-mmio", "virtio,mmio"]) {
         return (Access::Hidden(BusMaster), None);
     }
-    if compatible_has(node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
-        return if pci_streams_confined(fdt, node, iommus) {
+    if value_has(
+        compatible,
+        &["pci-host-ecam-generic", "pci-host-cam-generic"],
+    ) {
+        return if pci_streams_confined(t, node, iommus) {
             (Access::Host, None)
         } else {
             (Access::Hidden(NoSmmu), None)
@@ -294,30 +313,42 @@ fn is_not_a_device(path: &str) -> bool {
 /// Unknown kinds are hidden; so is anything whose registers share a page with a hidden
 /// frame (the hidden frame wins).
 pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
-    let fdt = Fdt::new(blob).ok()?;
-    let root = fdt.find_node("/")?;
+    let t = FlatTree::new(blob)?;
     let mut decisions = Vec::new();
     let mut hidden_phandles = Vec::new();
     let mut granted: Vec<Range> = Vec::new();
     let mut denied: Vec<Range> = Vec::new();
-    // Depth-first; `stack` holds (node, path, the parent's #address-cells).
-    let mut stack: Vec<(FdtNode<'_, '_>, String, usize)> = root
-        .children()
-        .map(|n| (n, format!("/{}", n.name), root.cell_sizes().address_cells))
-        .collect();
-    stack.reverse();
-    while let Some((node, path, parent_cells)) = stack.pop() {
+    // Depth first in DT order, which is the order of the tree's node indices: a node whose
+    // subtree is done with (not a device, or hidden whole) is skipped by jumping past its
+    // subtree. `paths` holds the path of each ancestor of the current node, by depth.
+    let mut paths: Vec<String> = Vec::new();
+    let mut node = 1;
+    while node < t.len() {
+        let Some(n) = t.node(node) else {
+            break;
+        };
+        let depth = n.depth;
+        paths.truncate(depth.saturating_sub(1));
+        let parent_path = paths.last().map_or("", String::as_str);
+        let path = format!("{parent_path}/{}", String::from_utf8_lossy(n.name));
+        let parent_cells = t
+            .parent(node)
+            .map_or(2, |p| t.cells(p, "#address-cells", 2)) as usize;
+        let next = node + 1;
+        let after_subtree = t.subtree_end(node);
         if is_not_a_device(&path) {
+            node = after_subtree;
             continue;
         }
-        let frames = regs(node);
-        let secure_no_regs = frames.is_empty() && is_secure_only(node);
+        let frames = regs(&t, node);
+        let secure_no_regs = frames.is_empty() && is_secure_only(&t, node);
         if frames.is_empty() && !secure_no_regs {
             // No registers of its own (timers, PMU, PSCI, buses, clocks): its children may.
-            push_children(&mut stack, node, &path);
+            paths.push(path);
+            node = next;
             continue;
         }
-        let (access, indexes) = classify(&fdt, node, iommus);
+        let (access, indexes) = classify(&t, node, &frames, iommus);
         match access {
             Access::Host => {
                 let mut host_frames = Vec::new();
@@ -329,8 +360,8 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
                         withheld_frames.push(*r);
                     }
                 }
-                if compatible_has(node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
-                    host_frames.extend(pci_windows(node, parent_cells));
+                if compatible_has(&t, node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
+                    host_frames.extend(pci_windows(&t, node, parent_cells));
                 }
                 granted.extend(host_frames.iter().copied());
                 denied.extend(withheld_frames.iter().copied());
@@ -341,18 +372,22 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
                     withheld_frames,
                 });
                 // Children of a kept node are devices of their own (the ITS under the GIC).
-                push_children(&mut stack, node, &path);
+                paths.push(path);
+                node = next;
             }
             Access::Hidden(why) => {
                 denied.extend(frames.iter().copied());
                 // A hidden node's whole subtree goes with it.
-                collect_phandles(node, &mut hidden_phandles);
+                hidden_phandles.extend((node..after_subtree).filter_map(|k| {
+                    u32_prop(&t, k, "phandle").or_else(|| u32_prop(&t, k, "linux,phandle"))
+                }));
                 decisions.push(Decision {
                     path,
                     host_frames: Vec::new(),
                     hidden: Some(why),
                     withheld_frames: frames,
                 });
+                node = after_subtree;
             }
         }
     }
@@ -364,32 +399,6 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
         decisions,
         hidden_phandles,
     })
-}
-
-/// Pushes `node`'s children on the walk's stack so that they pop in DT order.
-fn push_children<'b, 'a>(
-    stack: &mut Vec<(FdtNode<'b, 'a>, String, usize)>,
-    node: FdtNode<'b, 'a>,
-    path: &str,
-) {
-    let cells = node.cell_sizes().address_cells;
-    let start = stack.len();
-    stack.extend(
-        node.children()
-            .map(|k| (k, format!("{path}/{}", k.name), cells)),
-    );
-    if let Some(pushed) = stack.get_mut(start..) {
-        pushed.reverse();
-    }
-}
-
-fn collect_phandles(node: FdtNode<'_, '_>, out: &mut Vec<u32>) {
-    if let Some(p) = u32_prop(node, "phandle").or_else(|| u32_prop(node, "linux,phandle")) {
-        out.push(p);
-    }
-    for kid in node.children() {
-        collect_phandles(kid, out);
-    }
 }
 
 /// `granted` widened to pages, minus `denied` widened to pages, clipped to the IPA space;
@@ -560,6 +569,21 @@ mod tests {
             page_ranges(&granted, &denied, LIMIT),
             [Range::new(0x1000, 0x2000), Range::new(0x3000, 0x5000)]
         );
+    }
+
+    /// The single-pass reader skips FDT_NOP tokens, so the firmware's own blob (TF-A edits
+    /// it in place) gets the same decisions as the normalized copy.
+    #[test]
+    fn the_firmware_blob_plans_like_its_normalized_copy() {
+        let raw = include_bytes!("../../tests/fixtures/virt-tfa-raw.dtb");
+        let normalized = crate::platform::dt::normalize(raw).unwrap();
+        let p = plan(&normalized, Iommus::default(), LIMIT).unwrap();
+        assert_eq!(plan(raw, Iommus::default(), LIMIT).unwrap(), p);
+        assert!(p.decisions.len() > 10, "{p:?}");
+        // Truncated trees give no plan, never a panic.
+        for cut in [0, 8, 40, 100, raw.len() / 2, raw.len() - 1] {
+            let _ = plan(&raw[..cut], Iommus::default(), LIMIT);
+        }
     }
 
     #[test]

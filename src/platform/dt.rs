@@ -62,6 +62,9 @@ const FDT_NOP: u32 = 4;
 const FDT_END: u32 = 9;
 const HEADER_LEN: usize = 40;
 
+// Inlined: the single-pass readers call it once per token, and a call costs more than
+// the load.
+#[inline(always)]
 fn be32(blob: &[u8], at: usize) -> Option<u32> {
     let b = blob.get(at..at.checked_add(4)?)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
@@ -103,6 +106,11 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
     }
     let rsv = blob.get(off_rsv..rsv_end).ok_or_else(bad)?;
 
+    // Sorted, so that each node's path is looked up with a binary search: QEMU virt has
+    // 32 virtio-mmio nodes whose paths all have the same length, and comparing each node
+    // with every dropped path was most of the memcmp calls of warden's boot.
+    let mut drop: Vec<&str> = drop.to_vec();
+    drop.sort_unstable();
     let mut out_struct: Vec<u8> = Vec::with_capacity(structure.len());
     // The current node's path ("" for the root, "/a", "/a/b"), and the lengths to cut it
     // back to at each END_NODE.
@@ -112,10 +120,20 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
     let mut skipping: Option<usize> = None;
     let mut at = 0;
     let mut ended = false;
+    // Kept tokens are copied in runs, not one by one: a run ends at a NOP or a dropped
+    // subtree (most trees have neither, so the structure block is one copy).
+    let mut run: Option<usize> = None;
+    let flush = |out: &mut Vec<u8>, run: &mut Option<usize>, end: usize| {
+        if let Some(from) = run.take() {
+            out.extend_from_slice(structure.get(from..end).ok_or_else(bad)?);
+        }
+        Ok::<(), DtError>(())
+    };
     while !ended {
         let token = be32(structure, at).ok_or_else(bad)?;
         let start = at;
         at += 4;
+        let mut keep = true;
         match token {
             FDT_BEGIN_NODE => {
                 let rest = structure.get(at..).ok_or_else(bad)?;
@@ -128,7 +146,7 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
                     path.push('/');
                     path.push_str(name);
                 }
-                if skipping.is_none() && drop.contains(&path.as_str()) {
+                if skipping.is_none() && drop.binary_search(&path.as_str()).is_ok() {
                     skipping = Some(cuts.len());
                 }
             }
@@ -138,7 +156,7 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
                 path.truncate(cut);
                 if skipping == Some(depth) {
                     skipping = None;
-                    continue;
+                    keep = false;
                 }
             }
             FDT_PROP => {
@@ -148,14 +166,17 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
                     .ok_or_else(bad)?
                     .next_multiple_of(4);
             }
-            FDT_NOP => continue,
+            FDT_NOP => keep = false,
             FDT_END => ended = true,
             _ => return Err(bad()),
         }
-        if skipping.is_none() {
-            out_struct.extend_from_slice(structure.get(start..at).ok_or_else(bad)?);
+        if keep && skipping.is_none() {
+            run.get_or_insert(start);
+        } else {
+            flush(&mut out_struct, &mut run, start)?;
         }
     }
+    flush(&mut out_struct, &mut run, at)?;
     if !cuts.is_empty() {
         return Err(bad());
     }
@@ -191,23 +212,24 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
 /// parent and properties (names left as bytes in the strings block). Lookups compare bytes;
 /// nothing is validated as UTF-8 except the few strings warden reads. The `fdt` crate walks
 /// the tree again and validates every property name it passes on each lookup, which made
-/// reading the platform a sixth of warden's boot.
-struct FlatTree<'a> {
+/// reading the platform a sixth of warden's boot; the device plan (`devices::plan`) and the
+/// SMMU reader (`smmuv3::dt`) read the tree through it too.
+pub(crate) struct FlatTree<'a> {
     strings: &'a [u8],
     nodes: Vec<FlatNode<'a>>,
     props: Vec<(u32, &'a [u8])>,
 }
 
-struct FlatNode<'a> {
-    name: &'a [u8],
+pub(crate) struct FlatNode<'a> {
+    pub(crate) name: &'a [u8],
     parent: usize,
-    depth: usize,
+    pub(crate) depth: usize,
     /// Indices into `props`.
     props: core::ops::Range<usize>,
 }
 
 impl<'a> FlatTree<'a> {
-    fn new(blob: &'a [u8]) -> Option<Self> {
+    pub(crate) fn new(blob: &'a [u8]) -> Option<Self> {
         if be32(blob, 0)? != FDT_MAGIC {
             return None;
         }
@@ -216,10 +238,12 @@ impl<'a> FlatTree<'a> {
         let (strings_len, struct_len) = (field(8)?, field(9)?);
         let structure = blob.get(off_struct..off_struct.checked_add(struct_len)?)?;
         let strings = blob.get(off_strings..off_strings.checked_add(strings_len)?)?;
+        // Sized from the structure block so that the vectors grow once or never: a node
+        // takes at least 12 bytes of it, a property at least 12.
         let mut tree = FlatTree {
             strings,
-            nodes: Vec::new(),
-            props: Vec::new(),
+            nodes: Vec::with_capacity(struct_len / 64),
+            props: Vec::with_capacity(struct_len / 24),
         };
         let mut stack: Vec<usize> = Vec::new();
         let mut at = 0;
@@ -265,7 +289,7 @@ impl<'a> FlatTree<'a> {
         stack.is_empty().then_some(tree)
     }
 
-    fn prop(&self, node: usize, name: &str) -> Option<&'a [u8]> {
+    pub(crate) fn prop(&self, node: usize, name: &str) -> Option<&'a [u8]> {
         let n = self.nodes.get(node)?;
         let want = name.as_bytes();
         self.props
@@ -273,25 +297,28 @@ impl<'a> FlatTree<'a> {
             .iter()
             .find_map(|&(off, value)| {
                 let s = self.strings.get(off as usize..)?;
+                // The terminator and the first byte first: most names differ there, and
+                // the full comparison is a call to memcmp.
                 let matches = s.len() > want.len()
                     && s.get(want.len()) == Some(&0)
+                    && s.first() == want.first()
                     && s.get(..want.len()) == Some(want);
                 matches.then_some(value)
             })
     }
 
-    fn str_prop(&self, node: usize, name: &str) -> Option<&'a str> {
+    pub(crate) fn str_prop(&self, node: usize, name: &str) -> Option<&'a str> {
         let v = self.prop(node, name)?;
         let v = v.strip_suffix(&[0]).unwrap_or(v);
         core::str::from_utf8(v).ok()
     }
 
-    fn has_compatible(&self, node: usize, want: &str) -> bool {
+    pub(crate) fn has_compatible(&self, node: usize, want: &str) -> bool {
         self.prop(node, "compatible")
             .is_some_and(|v| v.split(|&b| b == 0).any(|c| c == want.as_bytes()))
     }
 
-    fn children(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn children(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
         let depth = self.nodes.get(node).map_or(usize::MAX, |n| n.depth + 1);
         (node + 1..self.nodes.len())
             .take_while(move |&i| self.nodes.get(i).is_some_and(|n| n.depth >= depth))
@@ -300,7 +327,7 @@ impl<'a> FlatTree<'a> {
 
     /// The node at `path` ("/a/b"; a component without a unit address matches the
     /// first node whose name before '@' is the same, as the `fdt` crate does).
-    fn find(&self, path: &str) -> Option<usize> {
+    pub(crate) fn find(&self, path: &str) -> Option<usize> {
         let mut node = 0;
         for part in path.split('/').filter(|p| !p.is_empty()) {
             let part = part.as_bytes();
@@ -315,7 +342,7 @@ impl<'a> FlatTree<'a> {
         Some(node)
     }
 
-    fn cells(&self, node: usize, name: &str, default: u32) -> u32 {
+    pub(crate) fn cells(&self, node: usize, name: &str, default: u32) -> u32 {
         self.prop(node, name)
             .and_then(|v| be32(v, 0))
             .unwrap_or(default)
@@ -323,7 +350,7 @@ impl<'a> FlatTree<'a> {
 
     /// `reg` entries of `node` as (address, size), with its parent's cell counts
     /// (defaults 2 and 1, Devicetree Specification v0.4 §2.3.5); None for a size of 0 cells.
-    fn regs(&self, node: usize) -> impl Iterator<Item = (u64, Option<u64>)> + '_ {
+    pub(crate) fn regs(&self, node: usize) -> impl Iterator<Item = (u64, Option<u64>)> + '_ {
         let parent = self.nodes.get(node).map_or(0, |n| n.parent);
         let ac = self.cells(parent, "#address-cells", 2) as usize;
         let sc = self.cells(parent, "#size-cells", 1) as usize;
@@ -344,9 +371,85 @@ impl<'a> FlatTree<'a> {
             })
     }
 
-    fn first_reg(&self, node: usize) -> Option<Range> {
+    pub(crate) fn first_reg(&self, node: usize) -> Option<Range> {
         let (base, size) = self.regs(node).next()?;
         Range::from_base_size(base, size?)
+    }
+
+    /// How many nodes the tree has; node indices are `0..len()` in DT order (depth first,
+    /// parents before children), the root is 0.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn node(&self, node: usize) -> Option<&FlatNode<'a>> {
+        self.nodes.get(node)
+    }
+
+    /// The parent of `node`; None for the root.
+    pub(crate) fn parent(&self, node: usize) -> Option<usize> {
+        self.nodes
+            .get(node)
+            .map(|n| n.parent)
+            .filter(|&p| p != node)
+    }
+
+    /// One past the last node of `node`'s subtree: `node..subtree_end(node)` is the node and
+    /// everything under it.
+    pub(crate) fn subtree_end(&self, node: usize) -> usize {
+        let Some(depth) = self.nodes.get(node).map(|n| n.depth) else {
+            return node;
+        };
+        (node + 1..self.nodes.len())
+            .find(|&i| self.nodes.get(i).is_some_and(|n| n.depth <= depth))
+            .unwrap_or(self.nodes.len())
+    }
+
+    /// Whether one of `node`'s `compatible` strings is one of `any`.
+    pub(crate) fn compatible_any(&self, node: usize, any: &[&str]) -> bool {
+        self.prop(node, "compatible").is_some_and(|v| {
+            v.split(|&b| b == 0)
+                .any(|c| any.iter().any(|w| w.as_bytes() == c))
+        })
+    }
+
+    /// `reg` as the `fdt` crate reads it: 1 or 2 address cells and 0 to 2 size cells of
+    /// the parent's (defaults 2 and 1; the root's own `reg` uses the defaults), nothing
+    /// for other cell counts; a size of 0 cells reads as None.
+    pub(crate) fn regs_small(&self, node: usize) -> impl Iterator<Item = (u64, Option<u64>)> + '_ {
+        let (ac, sc) = match self.parent(node) {
+            Some(p) => (
+                self.cells(p, "#address-cells", 2),
+                self.cells(p, "#size-cells", 1),
+            ),
+            None => (2, 1),
+        };
+        let usable = matches!(ac, 1 | 2) && sc <= 2;
+        let entry = 4 * (ac + sc) as usize;
+        let value = if usable {
+            self.prop(node, "reg").unwrap_or(&[])
+        } else {
+            &[]
+        };
+        let read = |cells: &[u8]| {
+            cells
+                .chunks_exact(4)
+                .filter_map(|c| c.try_into().ok().map(u32::from_be_bytes))
+                .fold(0u64, |acc, c| acc << 32 | u64::from(c))
+        };
+        value.chunks_exact(entry.max(4)).map(move |e| {
+            let (a, s) = e.split_at((4 * ac as usize).min(e.len()));
+            (read(a), (sc > 0).then(|| read(s)))
+        })
+    }
+
+    /// The first node (in DT order) whose `phandle` is `phandle`.
+    pub(crate) fn find_phandle(&self, phandle: u32) -> Option<usize> {
+        (0..self.nodes.len()).find(|&n| {
+            self.prop(n, "phandle")
+                .and_then(|v| be32(v, 0))
+                .is_some_and(|p| p == phandle)
+        })
     }
 }
 

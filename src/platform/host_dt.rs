@@ -123,11 +123,13 @@ pub fn for_host(
 ) -> Result<Vec<u8>, HostDtError> {
     // Cell sizes come from the existing node when there is one (the firmware's entries
     // stay valid), otherwise a new node uses two cells each.
-    let (addr_cells, size_cells) = fdt::Fdt::new(blob)
-        .map_err(|_| HostDtError::BadBlob)?
-        .find_node("/reserved-memory")
-        .map(|n| n.cell_sizes())
-        .map_or((2, 2), |c| (c.address_cells, c.size_cells));
+    let flat = super::dt::FlatTree::new(blob).ok_or(HostDtError::BadBlob)?;
+    let (addr_cells, size_cells) = flat.find("/reserved-memory").map_or((2, 2), |n| {
+        (
+            flat.cells(n, "#address-cells", 2) as usize,
+            flat.cells(n, "#size-cells", 1) as usize,
+        )
+    });
 
     // The hidden subtrees go first, in one linear pass over the blob (`dt::pruned`):
     // most of QEMU virt's nodes are hidden devices, and building them into the model only

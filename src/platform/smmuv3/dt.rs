@@ -17,6 +17,8 @@
 
 use alloc::vec::Vec;
 
+use crate::platform::devices::be_cells;
+use crate::platform::dt::FlatTree;
 use crate::platform::memmap::Range;
 
 pub const COMPATIBLE: &str = "arm,smmu-v3";
@@ -41,49 +43,52 @@ impl SmmuNode {
     }
 }
 
-fn be32(bytes: &[u8]) -> Vec<u32> {
-    bytes
-        .chunks_exact(4)
-        .filter_map(|c| <[u8; 4]>::try_from(c).ok())
-        .map(u32::from_be_bytes)
-        .collect()
+/// A property value read as the `fdt` crate's `as_usize` does: one or two big-endian cells.
+fn as_number(v: &[u8]) -> Option<u64> {
+    match *v {
+        [a, b, c, d] => Some(u32::from_be_bytes([a, b, c, d]).into()),
+        [a, b, c, d, e, f, g, h] => Some(u64::from_be_bytes([a, b, c, d, e, f, g, h])),
+        _ => None,
+    }
 }
 
-/// Every SMMUv3 in `blob` (a tree produced by `dt::normalize`).
+/// Every SMMUv3 in `blob` (a tree produced by `dt::normalize`), read with the single-pass
+/// `FlatTree`. The stream IDs routed to each SMMU come from one more pass over the tree's
+/// `iommu-map` and `iommus` properties per SMMU.
 pub fn find(blob: &[u8]) -> Vec<SmmuNode> {
-    let Ok(fdt) = fdt::Fdt::new(blob) else {
+    let Some(t) = FlatTree::new(blob) else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for node in fdt.all_nodes() {
-        if !node
-            .compatible()
-            .is_some_and(|c| c.all().any(|s| s == COMPATIBLE))
-        {
+    for node in 0..t.len() {
+        if !t.compatible_any(node, &[COMPATIBLE]) {
             continue;
         }
-        let Some(frame) = node
-            .reg()
-            .and_then(|mut r| r.next())
-            .and_then(|r| Range::from_base_size(r.starting_address as u64, r.size? as u64))
+        let Some(frame) = t
+            .regs_small(node)
+            .next()
+            .and_then(|(base, size)| Range::from_base_size(base, size?))
         else {
             continue;
         };
-        let phandle = node
-            .property("phandle")
-            .and_then(|p| p.as_usize())
+        // `phandle` as the `fdt` crate reads it (truncated to 32 bits like the cells that
+        // refer to it).
+        let phandle = t
+            .prop(node, "phandle")
+            .and_then(as_number)
             .map(|p| p as u32);
         // #iommu-cells = 1: the specifier is the stream ID (the binding's only form).
-        let cells = node
-            .property("#iommu-cells")
-            .and_then(|p| p.as_usize())
+        let cells = t
+            .prop(node, "#iommu-cells")
+            .and_then(as_number)
             .unwrap_or(1);
         let mut stream_end = 0u64;
         if let (Some(phandle), 1) = (phandle, cells) {
-            for user in fdt.all_nodes() {
+            for user in 0..t.len() {
                 // iommu-map = <rid-base iommu-phandle iommu-base length>*
-                if let Some(p) = user.property("iommu-map") {
-                    for e in be32(p.value).chunks_exact(4) {
+                if let Some(v) = t.prop(user, "iommu-map") {
+                    let cells: Vec<u32> = be_cells(v).collect();
+                    for e in cells.chunks_exact(4) {
                         if let [_, ph, base, len] = *e
                             && ph == phandle
                         {
@@ -92,8 +97,9 @@ pub fn find(blob: &[u8]) -> Vec<SmmuNode> {
                     }
                 }
                 // iommus = <iommu-phandle stream-id>*
-                if let Some(p) = user.property("iommus") {
-                    for e in be32(p.value).chunks_exact(2) {
+                if let Some(v) = t.prop(user, "iommus") {
+                    let cells: Vec<u32> = be_cells(v).collect();
+                    for e in cells.chunks_exact(2) {
                         if let [ph, sid] = *e
                             && ph == phandle
                         {
@@ -106,7 +112,7 @@ pub fn find(blob: &[u8]) -> Vec<SmmuNode> {
         out.push(SmmuNode {
             frame,
             stream_end,
-            dma_coherent: node.property("dma-coherent").is_some(),
+            dma_coherent: t.prop(node, "dma-coherent").is_some(),
         });
     }
     out

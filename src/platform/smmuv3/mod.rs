@@ -19,6 +19,7 @@
 //! - [`regs`]: the register map, ID register decoding and queue index arithmetic;
 //! - [`desc`]: stream table entries, context descriptors, commands and event records;
 //! - [`table`]: the DMA table that follows the host's ownership of its RAM;
+//! - `lent`: the lent-page bitmap the table consults, so that a lend is linear;
 //! - [`dt`]: finding the SMMUs and the stream IDs routed to them in the device tree;
 //! - `hw` (bare-metal only): register access, queues and the take-over at boot.
 // Host input must never be able to panic warden: no unwrap/expect/panic and no
@@ -35,6 +36,7 @@
 
 pub mod desc;
 pub mod dt;
+mod lent;
 pub mod regs;
 pub mod table;
 
@@ -54,6 +56,8 @@ pub enum SmmuError {
     Table,
     /// No memory for the SMMU's structures.
     NoMemory,
+    /// A page of a lend is lent already.
+    AlreadyLent,
 }
 
 impl core::fmt::Display for SmmuError {
@@ -64,6 +68,7 @@ impl core::fmt::Display for SmmuError {
             SmmuError::Command(err) => write!(f, "command queue error {err:#x}"),
             SmmuError::Table => write!(f, "DMA table update failed"),
             SmmuError::NoMemory => write!(f, "no memory for the SMMU's structures"),
+            SmmuError::AlreadyLent => write!(f, "a page is lent already"),
         }
     }
 }
