@@ -27,10 +27,7 @@ use aarch64_paging::paging::{MemoryRegion, Stage2};
 
 use alloc::vec::Vec;
 
-use crate::platform::memmap::{HostMemKind, Range};
-
-mod lent;
-use lent::LentPages;
+use crate::platform::memmap::{HostMemKind, PageBitmap, Range};
 
 /// Host IPA bits for a CPU with `pa_bits` of physical address: 40 (1 TiB, a level-0 root)
 /// where the PA range is at least 44 bits, else 39 (a level-1 root). 1 TiB covers QEMU virt's
@@ -96,7 +93,7 @@ pub struct HostStage2 {
     /// What the host may map, as built at boot.
     layout: Vec<(Range, HostMemKind)>,
     /// RAM currently lent to the secure world, hence unmapped.
-    lent: LentPages,
+    lent: PageBitmap,
     work: Work,
 }
 
@@ -166,7 +163,12 @@ impl HostStage2 {
         Ok(Self {
             map,
             layout: layout.to_vec(),
-            lent: LentPages::new(layout),
+            lent: PageBitmap::new(
+                layout
+                    .iter()
+                    .filter(|(_, k)| *k == HostMemKind::Ram)
+                    .map(|(r, _)| *r),
+            ),
             work: Work::default(),
         })
     }

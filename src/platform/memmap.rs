@@ -14,6 +14,9 @@
 
 use alloc::vec::Vec;
 
+mod page_bitmap;
+pub use page_bitmap::PageBitmap;
+
 /// A half-open physical address range `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Range {

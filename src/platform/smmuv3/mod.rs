@@ -19,7 +19,7 @@
 //! - [`regs`]: the register map, ID register decoding and queue index arithmetic;
 //! - [`desc`]: stream table entries, context descriptors, commands and event records;
 //! - [`table`]: the DMA table that follows the host's ownership of its RAM;
-//! - `lent`: the lent-page bitmap the table consults, so that a lend is linear;
+//!   it consults the lent-page bitmap (`memmap::PageBitmap`), so that a lend is linear;
 //! - [`dt`]: finding the SMMUs and the stream IDs routed to them in the device tree;
 //! - `hw` (bare-metal only): register access, queues and the take-over at boot.
 // Host input must never be able to panic warden: no unwrap/expect/panic and no
@@ -36,7 +36,6 @@
 
 pub mod desc;
 pub mod dt;
-mod lent;
 pub mod regs;
 pub mod table;
 

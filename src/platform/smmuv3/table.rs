@@ -33,8 +33,7 @@ use aarch64_paging::paging::{
 use alloc::vec::Vec;
 
 use super::SmmuError;
-use super::lent::LentPages;
-use crate::platform::memmap::Range;
+use crate::platform::memmap::{PageBitmap, Range};
 
 /// Input address bits: a level-1 root with the 4 KiB granule (CD.T0SZ = 25).
 pub const VA_BITS: u32 = 39;
@@ -126,7 +125,7 @@ pub struct DmaTable {
     map: Mapping<Tables, El1And0>,
     /// RAM currently lent to the secure world, hence unmapped: a page bitmap, so that
     /// neither a lend nor a reclaim scans the other lends.
-    lent: LentPages,
+    lent: PageBitmap,
     /// Bitmap words and table updates spent on lends and reclaims so far: the unit tests
     /// bound the work per range with it.
     work: u64,
@@ -195,7 +194,7 @@ impl DmaTable {
         Ok(Self {
             map,
             // The host's RAM as built at boot (warden's memory excluded).
-            lent: LentPages::new(&ram),
+            lent: PageBitmap::new(ram.iter().copied()),
             work: 0,
         })
     }

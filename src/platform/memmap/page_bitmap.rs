@@ -1,0 +1,225 @@
+//! Which pages of the host's RAM are lent: one bit per 4 KiB page of each RAM range the
+//! bitmap was built with, shared by the host's stage-2 and the SMMU's DMA table. Marking a
+//! lend, checking one, and finding what the host still owns in a block cost one word per 64
+//! pages, whatever the number of ranges lent so far, so a lend or reclaim of N ranges is
+//! linear in N (a list of lent ranges, subtracted from every block a lend breaks and every
+//! range a reclaim maps back, made it quadratic). Every operation returns the words it
+//! read or wrote, so that the users' unit tests can hold that bound.
+// Host input must never be able to panic warden: no unwrap/expect/panic and no
+// indexing that can go out of bounds in code that sees host-derived values (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+use alloc::vec::Vec;
+
+use super::Range;
+
+const PAGE: u64 = 0x1000;
+
+/// One RAM range and its bits; bit `i` is the page at `base + i * PAGE`.
+struct Region {
+    ram: Range,
+    /// `ram.start` rounded down to a page.
+    base: u64,
+    bits: Vec<u64>,
+}
+
+/// The lent-page bitmap. Its size is fixed when it is built (RAM / 32768: 32 KiB for
+/// 1 GiB), so a lend never allocates for it.
+pub struct PageBitmap {
+    regions: Vec<Region>,
+}
+
+impl PageBitmap {
+    /// A bitmap over `ram`, no page lent.
+    pub fn new(ram: impl IntoIterator<Item = Range>) -> Self {
+        let regions = ram
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| {
+                let base = r.start & !(PAGE - 1);
+                let pages = r.end.div_ceil(PAGE) - base / PAGE;
+                Region {
+                    ram: r,
+                    base,
+                    bits: alloc::vec![0u64; pages.div_ceil(64) as usize],
+                }
+            })
+            .collect();
+        Self { regions }
+    }
+
+    /// For each region `r` overlaps: the region and the bits `first..end` of the pages
+    /// `r` touches there.
+    fn spans(&self, r: Range) -> impl Iterator<Item = (usize, u64, u64)> + '_ {
+        self.regions
+            .iter()
+            .enumerate()
+            .filter(move |(_, g)| g.ram.overlaps(&r))
+            .map(move |(i, g)| {
+                let start = r.start.max(g.ram.start);
+                let end = r.end.min(g.ram.end);
+                (i, (start - g.base) / PAGE, (end - g.base).div_ceil(PAGE))
+            })
+    }
+
+    /// Calls `f(word index, mask)` for the words that hold bits `first..end`, in order,
+    /// until it returns false; returns how many words it was called for.
+    fn for_words(first: u64, end: u64, mut f: impl FnMut(usize, u64) -> bool) -> u64 {
+        let mut bit = first;
+        let mut words = 0;
+        while bit < end {
+            let in_word = (64 - bit % 64).min(end - bit);
+            let mask = if in_word == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << in_word) - 1) << (bit % 64)
+            };
+            words += 1;
+            if !f((bit / 64) as usize, mask) {
+                break;
+            }
+            bit += in_word;
+        }
+        words
+    }
+
+    /// Marks the pages `r` touches as lent (or not); returns the words written.
+    pub fn set(&mut self, r: Range, lent: bool) -> u64 {
+        let spans: Vec<(usize, u64, u64)> = self.spans(r).collect();
+        let mut words = 0;
+        for (i, first, end) in spans {
+            let Some(g) = self.regions.get_mut(i) else {
+                continue;
+            };
+            words += Self::for_words(first, end, |w, mask| {
+                if let Some(v) = g.bits.get_mut(w) {
+                    if lent {
+                        *v |= mask;
+                    } else {
+                        *v &= !mask;
+                    }
+                }
+                true
+            });
+        }
+        words
+    }
+
+    /// (whether a page `r` touches is lent, words read).
+    pub fn any(&self, r: Range) -> (bool, u64) {
+        let mut words = 0;
+        for (i, first, end) in self.spans(r) {
+            let Some(g) = self.regions.get(i) else {
+                continue;
+            };
+            let mut any = false;
+            words += Self::for_words(first, end, |w, mask| {
+                any = g.bits.get(w).is_some_and(|v| v & mask != 0);
+                !any
+            });
+            if any {
+                return (true, words);
+            }
+        }
+        (false, words)
+    }
+
+    /// (whether every page of `r` is lent, words read); false unless `r` is non-empty and
+    /// inside one RAM range.
+    pub fn all(&self, r: Range) -> (bool, u64) {
+        if r.is_empty() {
+            return (false, 0);
+        }
+        let Some(g) = self
+            .regions
+            .iter()
+            .find(|g| g.ram.start <= r.start && r.end <= g.ram.end)
+        else {
+            return (false, 0);
+        };
+        let (first, end) = ((r.start - g.base) / PAGE, (r.end - g.base).div_ceil(PAGE));
+        let mut all = true;
+        let words = Self::for_words(first, end, |w, mask| {
+            all = g.bits.get(w).is_some_and(|v| v & mask == mask);
+            all
+        });
+        (all, words)
+    }
+
+    /// Whether the page holding `addr` is lent.
+    pub fn is_lent(&self, addr: u64) -> bool {
+        let page = addr & !(PAGE - 1);
+        self.any(Range::new(page, page.saturating_add(PAGE))).0
+    }
+
+    /// Calls `f` with each run of the RAM inside `cover` that is not lent, in order (a
+    /// run does not cross from one RAM range to the next); returns the words read, one per
+    /// word of `cover`'s pages.
+    pub fn unlent_runs(&self, cover: Range, mut f: impl FnMut(Range)) -> u64 {
+        let mut words = 0;
+        for (i, first, end) in self.spans(cover) {
+            let Some(g) = self.regions.get(i) else {
+                continue;
+            };
+            let (lo, hi) = (cover.start.max(g.ram.start), cover.end.min(g.ram.end));
+            let base = g.base;
+            let mut emit = |from: u64, to: u64| {
+                f(Range::new(
+                    (base + from * PAGE).max(lo),
+                    (base + to * PAGE).min(hi),
+                ));
+            };
+            let mut run: Option<u64> = None;
+            words += Self::for_words(first, end, |w, mask| {
+                let v = g.bits.get(w).copied().unwrap_or(0);
+                let start_bit = w as u64 * 64 + u64::from(mask.trailing_zeros());
+                let end_bit = start_bit + u64::from(mask.count_ones());
+                if v & mask == 0 {
+                    run.get_or_insert(start_bit);
+                } else if v & mask == mask {
+                    if let Some(s) = run.take() {
+                        emit(s, start_bit);
+                    }
+                } else {
+                    for bit in start_bit..end_bit {
+                        if v >> (bit % 64) & 1 == 0 {
+                            run.get_or_insert(bit);
+                        } else if let Some(s) = run.take() {
+                            emit(s, bit);
+                        }
+                    }
+                }
+                true
+            });
+            if let Some(s) = run {
+                emit(s, end);
+            }
+        }
+        words
+    }
+
+    /// How many pages are lent.
+    pub fn count(&self) -> u64 {
+        self.regions
+            .iter()
+            .flat_map(|g| g.bits.iter())
+            .map(|w| u64::from(w.count_ones()))
+            .sum()
+    }
+
+    /// Whether no page is lent.
+    pub fn is_empty(&self) -> bool {
+        self.regions.iter().all(|g| g.bits.iter().all(|&w| w == 0))
+    }
+}
+
+#[cfg(test)]
+mod tests;

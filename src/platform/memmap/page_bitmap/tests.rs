@@ -1,0 +1,99 @@
+//! Unit tests of the lent-page bitmap.
+use super::*;
+use std::vec;
+
+fn runs(l: &PageBitmap, cover: Range) -> Vec<Range> {
+    let mut out = vec![];
+    l.unlent_runs(cover, |r| out.push(r));
+    out
+}
+
+#[test]
+fn runs_are_ram_minus_lent() {
+    let ram = [
+        Range::new(0x4000_0000, 0x4010_0000),
+        Range::new(0x4020_0000, 0x4030_0000),
+    ];
+    let mut l = PageBitmap::new(ram);
+    let all = Range::new(0x3000_0000, 0x5000_0000);
+    assert_eq!(runs(&l, all), ram);
+    l.set(Range::new(0x4000_1000, 0x4000_3000), true);
+    l.set(Range::new(0x400f_f000, 0x4020_1000), true);
+    assert_eq!(
+        runs(&l, all),
+        [
+            Range::new(0x4000_0000, 0x4000_1000),
+            Range::new(0x4000_3000, 0x400f_f000),
+            Range::new(0x4020_1000, 0x4030_0000),
+        ]
+    );
+    // A cover clips the runs.
+    assert_eq!(
+        runs(&l, Range::new(0x4000_0800, 0x4000_5000)),
+        [
+            Range::new(0x4000_0800, 0x4000_1000),
+            Range::new(0x4000_3000, 0x4000_5000)
+        ]
+    );
+    assert!(l.any(Range::new(0x4000_2000, 0x4000_3000)).0);
+    assert!(l.any(Range::new(0x4000_0000, 0x4000_8000)).0);
+    assert!(!l.any(Range::new(0x4000_3000, 0x400f_f000)).0);
+    assert!(l.any(Range::new(0x4010_0000, 0x4020_2000)).0);
+    l.set(Range::new(0x4000_1000, 0x4000_2000), false);
+    assert_eq!(
+        runs(&l, Range::new(0x4000_0000, 0x4000_4000)),
+        [
+            Range::new(0x4000_0000, 0x4000_2000),
+            Range::new(0x4000_3000, 0x4000_4000)
+        ]
+    );
+    assert!(!l.is_empty());
+    l.set(all, false);
+    assert!(l.is_empty());
+    assert_eq!(runs(&l, all), ram);
+    // Outside RAM: nothing to mark, nothing to map.
+    assert_eq!(l.set(Range::new(0x1000, 0x2000), true), 0);
+    assert_eq!(runs(&l, Range::new(0x1000, 0x2000)), []);
+}
+
+#[test]
+fn all_count_and_is_lent() {
+    let ram = [
+        Range::new(0x4000_0000, 0x4010_0000),
+        Range::new(0x4020_0000, 0x4030_0000),
+    ];
+    let mut l = PageBitmap::new(ram);
+    let r = Range::new(0x4000_3000, 0x4000_8000);
+    assert_eq!(l.all(r), (false, 1));
+    assert_eq!(l.set(r, true), 1);
+    assert_eq!(l.count(), 5);
+    assert_eq!(l.all(r), (true, 1));
+    assert!(!l.all(Range::new(0x4000_2000, 0x4000_8000)).0);
+    // Not inside one RAM range, or empty: never "all lent".
+    assert_eq!(l.all(Range::new(0x400f_f000, 0x4020_1000)), (false, 0));
+    assert_eq!(l.all(Range::new(0x4000_3000, 0x4000_3000)), (false, 0));
+    assert!(l.is_lent(0x4000_3000) && l.is_lent(0x4000_7fff));
+    assert!(!l.is_lent(0x4000_8000) && !l.is_lent(0x1000) && !l.is_lent(u64::MAX));
+}
+
+#[test]
+fn work_is_one_word_per_64_pages() {
+    let mut l = PageBitmap::new([Range::new(0x4000_0000, 0x8000_0000)]);
+    // 1 GiB: 262,144 pages, 4,096 words, each read or written once.
+    let ram = Range::new(0x4000_0000, 0x8000_0000);
+    assert_eq!(l.any(ram), (false, 4096));
+    assert_eq!(runs(&l, ram), [ram]);
+    // Every other page lent: the runs still cost one read per word.
+    for i in 0..128 {
+        let p = 0x4000_0000 + 2 * i * PAGE;
+        l.set(Range::new(p, p + PAGE), true);
+    }
+    let cover = Range::new(0x4000_0000, 0x4010_0000);
+    let mut n = 0;
+    assert_eq!(l.unlent_runs(cover, |_| n += 1), 4);
+    assert_eq!(n, 128);
+    // `any` stops at the first word with a lent page.
+    assert_eq!(l.any(ram), (true, 1));
+    assert_eq!(l.set(ram, false), 4096);
+    assert!(l.is_empty());
+}
