@@ -21,6 +21,7 @@ use alloc::vec::Vec;
 
 use super::Range;
 
+/// The granule of both the stage-2 and the DMA table: a bit stands for this much RAM.
 const PAGE: u64 = 0x1000;
 
 /// One RAM range and its bits; bit `i` is the page at `base + i * PAGE`.

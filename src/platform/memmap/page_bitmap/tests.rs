@@ -8,12 +8,17 @@ fn runs(l: &PageBitmap, cover: Range) -> Vec<Range> {
     out
 }
 
-#[test]
-fn runs_are_ram_minus_lent() {
-    let ram = [
+/// Two RAM ranges of 1 MiB with a hole between them.
+fn two_ranges() -> [Range; 2] {
+    [
         Range::new(0x4000_0000, 0x4010_0000),
         Range::new(0x4020_0000, 0x4030_0000),
-    ];
+    ]
+}
+
+#[test]
+fn runs_are_ram_minus_lent() {
+    let ram = two_ranges();
     let mut l = PageBitmap::new(ram);
     let all = Range::new(0x3000_0000, 0x5000_0000);
     assert_eq!(runs(&l, all), ram);
@@ -58,10 +63,7 @@ fn runs_are_ram_minus_lent() {
 
 #[test]
 fn all_count_and_is_lent() {
-    let ram = [
-        Range::new(0x4000_0000, 0x4010_0000),
-        Range::new(0x4020_0000, 0x4030_0000),
-    ];
+    let ram = two_ranges();
     let mut l = PageBitmap::new(ram);
     let r = Range::new(0x4000_3000, 0x4000_8000);
     assert_eq!(l.all(r), (false, 1));
