@@ -32,6 +32,15 @@ struct Region {
     bits: Vec<u64>,
 }
 
+impl Region {
+    /// The bits `first..end` of the pages `r` (which overlaps this region) touches here.
+    fn span(&self, r: Range) -> (u64, u64) {
+        let start = r.start.max(self.ram.start);
+        let end = r.end.min(self.ram.end);
+        ((start - self.base) / PAGE, (end - self.base).div_ceil(PAGE))
+    }
+}
+
 /// The lent-page bitmap. Its size is fixed when it is built (RAM / 32768: 32 KiB for
 /// 1 GiB), so a lend never allocates for it.
 pub struct PageBitmap {
@@ -65,9 +74,8 @@ impl PageBitmap {
             .enumerate()
             .filter(move |(_, g)| g.ram.overlaps(&r))
             .map(move |(i, g)| {
-                let start = r.start.max(g.ram.start);
-                let end = r.end.min(g.ram.end);
-                (i, (start - g.base) / PAGE, (end - g.base).div_ceil(PAGE))
+                let (first, end) = g.span(r);
+                (i, first, end)
             })
     }
 
@@ -92,16 +100,15 @@ impl PageBitmap {
         words
     }
 
-    /// Marks the pages `r` touches as lent (or not); returns the words written.
+    /// Marks the pages `r` touches as lent (or not); returns the words written. No
+    /// allocation: a lend calls this once per range.
     pub fn set(&mut self, r: Range, lent: bool) -> u64 {
-        let spans: Vec<(usize, u64, u64)> = self.spans(r).collect();
         let mut words = 0;
-        for (i, first, end) in spans {
-            let Some(g) = self.regions.get_mut(i) else {
-                continue;
-            };
+        for g in self.regions.iter_mut().filter(|g| g.ram.overlaps(&r)) {
+            let (first, end) = g.span(r);
+            let bits = &mut g.bits;
             words += Self::for_words(first, end, |w, mask| {
-                if let Some(v) = g.bits.get_mut(w) {
+                if let Some(v) = bits.get_mut(w) {
                     if lent {
                         *v |= mask;
                     } else {
