@@ -7,6 +7,17 @@
 //! (`target_os = "none"`).
 
 #![cfg_attr(not(any(test, feature = "model")), no_std)]
+// Host input must never be able to panic warden: no unwrap/expect/panic and no indexing
+// that can go out of bounds, anywhere in the crate (unit tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 extern crate alloc;
 

@@ -1,16 +1,5 @@
 //! The FF-A proxy (Arm DEN0077A v1.2): version negotiation with translation for v1.0, v1.1
 //! and v1.2 hosts, the host's RX/TX buffers, partition discovery and direct messages.
-// Host input must never be able to panic warden: no unwrap/expect/panic and no
-// indexing that can go out of bounds in code that sees host-derived values (tests aside).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 pub mod abi;
 pub mod answers;

@@ -66,8 +66,8 @@ const HEADER_LEN: usize = 40;
 // the load.
 #[inline(always)]
 fn be32(blob: &[u8], at: usize) -> Option<u32> {
-    let b = blob.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    let b: [u8; 4] = blob.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
 }
 
 /// A copy of `blob` without FDT_NOP tokens and without the nodes at `drop` (full paths,

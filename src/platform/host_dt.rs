@@ -107,7 +107,13 @@ fn list_host_frames_only(tree: &mut DeviceTree, devices: &DevicePlan) {
         if len == 0 || !len.is_multiple_of(entries) {
             continue;
         }
-        let kept = (&*reg).value()[..len / entries * d.host_frames.len()].to_vec();
+        let Some(kept) = (&*reg)
+            .value()
+            .get(..len / entries * d.host_frames.len())
+            .map(<[u8]>::to_vec)
+        else {
+            continue;
+        };
         reg.set_value(kept);
         node.remove_property("interrupts");
     }

@@ -1,6 +1,10 @@
 //! Boot: the first CPU reads the DT, builds warden's stage-1, the host's stage-2 and DT,
 //! takes the SMMUs over and probes the SPMC; every CPU then sets up its EL2 state and
 //! enters the host at EL1.
+// A boot that cannot go on (no host kernel in the DT, a stage-2 that cannot be built) is a
+// configuration error of the firmware's, found before the host runs: it panics, and the
+// failure policy (`failure.rs`) reports it and powers off. Nothing here reads host input.
+#![allow(clippy::panic)]
 
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -56,6 +56,7 @@ pub fn deliberate_failure() {
         deeper(depth + 1).wrapping_add(frame[7])
     }
     match option_env!("WARDEN_TEST_FAIL") {
+        #[allow(clippy::panic, reason = "the failure-policy test's deliberate panic")]
         Some("panic") => panic!("deliberate failure (WARDEN_TEST_FAIL=panic)"),
         Some("stack-overflow") => {
             core::hint::black_box(deeper(0));

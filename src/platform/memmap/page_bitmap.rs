@@ -5,24 +5,11 @@
 //! linear in N (a list of lent ranges, subtracted from every block a lend breaks and every
 //! range a reclaim maps back, made it quadratic). Every operation returns the words it
 //! read or wrote, so that the users' unit tests can hold that bound.
-// Host input must never be able to panic warden: no unwrap/expect/panic and no
-// indexing that can go out of bounds in code that sees host-derived values (tests aside).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 use alloc::vec::Vec;
 
-use super::Range;
-
-/// The granule of both the stage-2 and the DMA table: a bit stands for this much RAM.
-const PAGE: u64 = 0x1000;
+// A bit stands for one page: the granule of both the stage-2 and the DMA table.
+use super::{PAGE, Range};
 
 /// One RAM range and its bits; bit `i` is the page at `base + i * PAGE`.
 struct Region {
