@@ -4,6 +4,7 @@
 //! refuses it (and says why), so the answers are the same (tests/in_place.rs compares the
 //! two paths register by register).
 
+use super::messaging::direct_req_args;
 use super::{FfaProxy, ProxyEnv};
 use crate::ffa::abi::{self, FfaFunction, Regs, num};
 use crate::ffa::answers;
@@ -69,15 +70,9 @@ impl FfaProxy {
             (*x3, *x4, *x5, *x6, *x7) = (0, 0, 0, 0, 0);
             return Some(8);
         }
-        // The checks of `direct_req` (§15.2): sender the host, receiver a partition, w2
-        // zero, and in the 64-bit call the upper halves of x1 and x2 zero.
-        let w1 = x[1] as u32;
-        if (w1 >> 16) as u16 != spmc.host_id || !spmc.is_partition(w1 as u16) {
-            return None;
-        }
-        if x[2] as u32 != 0 || (f.is_64 && (x[1] >> 32 != 0 || x[2] >> 32 != 0)) {
-            return None;
-        }
+        // The checks of `direct_req` (§15.2), the same function: a refusal goes to `handle`,
+        // which refuses it again and logs why.
+        direct_req_args(x, f.is_64, spmc).ok()?;
         // Only w0-w7 (x0-x7 for the 64-bit call) reach the SPMC; x8-x17 are zero. Spelled
         // out register by register: a loop here becomes calls to memset and memcpy, which
         // without SIMD cost more than the rest of the call (issue 15's profile).

@@ -16,13 +16,10 @@ impl FfaProxy {
         spmc: &SpmcInfo,
         env: &mut impl ProxyEnv,
     ) -> Result<Regs, FfaError> {
-        check_endpoints(regs[1], spmc)?;
-        if regs[2] as u32 != 0 {
-            return Err(FfaError::InvalidParameters);
-        }
-        // In the 64-bit call, x1 (endpoints) and x2 (flags) are 32-bit fields whose upper
-        // halves are reserved, MBZ (§15.2): they would otherwise reach the partition.
-        if is_64 && (regs[1] >> 32 != 0 || regs[2] >> 32 != 0) {
+        if let Err(refusal) = direct_req_args(regs, is_64, spmc) {
+            if let DirectReqRefusal::SpoofedSender(src) = refusal {
+                warn!("FF-A: host message with spoofed sender {src:#06x} refused");
+            }
             return Err(FfaError::InvalidParameters);
         }
         // Only w0-w7 are arguments; nothing else of the host's reaches the SPMC.
@@ -71,6 +68,39 @@ impl FfaProxy {
         }
         Ok(env.spmc_call(&abi::call_regs(regs[0] as u32, &[regs[1] as u32 as u64])))
     }
+}
+
+/// Why the arguments of a direct request are refused (all INVALID_PARAMETERS).
+pub(super) enum DirectReqRefusal {
+    SpoofedSender(u16),
+    NotAPartition,
+    ReservedBits,
+}
+
+/// The argument checks of FFA_MSG_SEND_DIRECT_REQ (§15.2), shared by `direct_req` and the
+/// in-place path (`in_place.rs`), which must refuse exactly the same calls: the endpoints
+/// as `check_endpoints`, w2 (flags) zero (bit 31 would make it a framework message, which
+/// only the hypervisor sends), and in the 64-bit call the upper halves of x1 and x2, 32-bit
+/// fields whose upper halves are reserved, MBZ (they would otherwise reach the partition).
+/// Logs nothing: the in-place path runs without the console.
+#[inline(always)]
+pub(super) fn direct_req_args(
+    regs: &Regs,
+    is_64: bool,
+    spmc: &SpmcInfo,
+) -> Result<(), DirectReqRefusal> {
+    let w1 = regs[1] as u32;
+    let (src, dst) = ((w1 >> 16) as u16, w1 as u16);
+    if src != spmc.host_id {
+        return Err(DirectReqRefusal::SpoofedSender(src));
+    }
+    if !spmc.is_partition(dst) {
+        return Err(DirectReqRefusal::NotAPartition);
+    }
+    if regs[2] as u32 != 0 || (is_64 && (regs[1] >> 32 != 0 || regs[2] >> 32 != 0)) {
+        return Err(DirectReqRefusal::ReservedBits);
+    }
+    Ok(())
 }
 
 /// w1 of a message: sender [31:16] must be the host, receiver [15:0] a secure partition
