@@ -19,6 +19,9 @@
 //!   again as at boot, for the next kernel (`lifecycle.rs`, README "Host lifecycle").
 
 use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use spin::Mutex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FfaVersion {
@@ -98,6 +101,82 @@ impl Negotiation {
     }
 }
 
+/// The host's negotiation as the CPUs share it: the state under a lock, and, once the
+/// version is fixed, that version in an atomic too, so that every call after negotiation
+/// (all of them but FFA_VERSION) reads it with one load instead of taking the lock to
+/// write a `locked` that is already set (issue 15: the hot direct request).
+pub struct HostVersion {
+    negotiation: Mutex<Negotiation>,
+    /// `FfaVersion::encode` of the version while it is fixed (`Negotiation::locked`), 0
+    /// while it is open (no version encodes as 0: the major is 1). Written only with
+    /// `negotiation` locked, so it is never out of step with it for longer than the lock
+    /// is held.
+    fixed: AtomicU32,
+}
+
+impl Default for HostVersion {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HostVersion {
+    pub const fn new() -> Self {
+        Self {
+            negotiation: Mutex::new(Negotiation {
+                negotiated: None,
+                locked: false,
+            }),
+            fixed: AtomicU32::new(0),
+        }
+    }
+
+    /// The host's FFA_VERSION(w1): `Negotiation::request`. While the version is fixed it
+    /// changes nothing (a different version is refused, the same one is kept), so `fixed`
+    /// stays right.
+    pub fn request(&self, w1: u64) -> u64 {
+        self.negotiation.lock().request(w1)
+    }
+
+    /// Every other host FF-A call: `Negotiation::lock`. Once fixed, that is a read of the
+    /// atomic: taking the lock would set `locked` again and return the same version.
+    #[inline(always)]
+    pub fn fix(&self) -> FfaVersion {
+        match self.fixed() {
+            Some(v) => v,
+            None => self.fix_locked(),
+        }
+    }
+
+    #[inline(never)]
+    fn fix_locked(&self) -> FfaVersion {
+        let mut n = self.negotiation.lock();
+        let v = n.lock();
+        self.fixed.store(v.encode(), Ordering::Release);
+        v
+    }
+
+    /// The version in force if it is fixed.
+    #[inline(always)]
+    pub fn fixed(&self) -> Option<FfaVersion> {
+        match self.fixed.load(Ordering::Acquire) {
+            0 => None,
+            w => FfaVersion::decode(w),
+        }
+    }
+
+    /// `Negotiation::reopen`: the host holds nothing any more.
+    pub fn reopen(&self) {
+        let mut n = self.negotiation.lock();
+        n.reopen();
+        self.fixed.store(0, Ordering::Release);
+    }
+
+    pub fn current(&self) -> Option<FfaVersion> {
+        self.negotiation.lock().current()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +248,37 @@ mod tests {
         assert_eq!(n.lock(), FfaVersion::V1_0);
         assert_eq!(n.request(V(1, 1)), VERSION_NOT_SUPPORTED);
         assert_eq!(n.request(V(1, 0)), V(1, 2));
+    }
+
+    #[test]
+    fn the_shared_version_is_fixed_by_the_first_other_call_and_reopened() {
+        let v = HostVersion::new();
+        assert_eq!(v.fixed(), None);
+        assert_eq!(v.request(V(1, 1)), V(1, 2));
+        assert_eq!(v.fixed(), None, "FFA_VERSION alone fixes nothing");
+        assert_eq!(v.request(V(1, 2)), V(1, 2));
+        assert_eq!(v.fix(), FfaVersion::V1_2);
+        assert_eq!(v.fixed(), Some(FfaVersion::V1_2));
+        // Fixed: a different version is refused and the fast read does not change.
+        assert_eq!(v.request(V(1, 0)), VERSION_NOT_SUPPORTED);
+        assert_eq!(v.fix(), FfaVersion::V1_2);
+        assert_eq!(v.request(V(1, 2)), V(1, 2));
+        assert_eq!(v.fixed(), Some(FfaVersion::V1_2));
+        // Reopened: open again until the next call other than FFA_VERSION.
+        v.reopen();
+        assert_eq!(v.fixed(), None);
+        assert_eq!(v.request(V(1, 0)), V(1, 2));
+        assert_eq!(v.current(), Some(FfaVersion::V1_0));
+        assert_eq!(v.fix(), FfaVersion::V1_0);
+        assert_eq!(v.fixed(), Some(FfaVersion::V1_0));
+        assert_eq!(v.request(V(1, 1)), VERSION_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn a_call_before_any_version_fixes_v1_0_in_the_shared_version() {
+        let v = HostVersion::default();
+        assert_eq!(v.fix(), FfaVersion::V1_0);
+        assert_eq!(v.fixed(), Some(FfaVersion::V1_0));
+        assert_eq!(v.request(V(1, 2)), VERSION_NOT_SUPPORTED);
     }
 }

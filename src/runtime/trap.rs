@@ -81,6 +81,7 @@ static DMA_FAULT_LINES: AtomicU64 = AtomicU64::new(0);
 pub struct El3;
 
 impl SecureMonitor for El3 {
+    #[inline(always)]
     fn call(&mut self, regs: &[u64; 18]) -> [u64; 18] {
         let mut args = [0u64; 17];
         args.copy_from_slice(&regs[1..]);

@@ -62,7 +62,7 @@ impl FfaProxy {
         // Both are served from v1.0 on whenever there is an SPMC (`SERVED`; checked by
         // tests/in_place.rs, `hot_calls_are_served_at_every_version`).
         let spmc = self.spmc.as_ref()?;
-        let version = self.negotiation.lock().lock();
+        let version = self.negotiation.fix();
         if f.num == num::ID_GET {
             // FFA_SUCCESS_32 with the host's ID in w2, x0-x7 (DEN0077A v1.2 §13.8).
             let [x0, x1, x2, x3, x4, x5, x6, x7, ..] = x;
