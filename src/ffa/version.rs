@@ -23,7 +23,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use spin::Mutex;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FfaVersion {
     pub major: u16,
     pub minor: u16,
@@ -45,6 +45,19 @@ impl FfaVersion {
     }
     pub fn encode(self) -> u32 {
         (self.major as u32) << 16 | self.minor as u32
+    }
+}
+
+/// Ordered by major, then minor: as their encodings (`encode`), which is one compare.
+impl Ord for FfaVersion {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.encode().cmp(&other.encode())
+    }
+}
+
+impl PartialOrd for FfaVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -280,5 +293,31 @@ mod tests {
         assert_eq!(v.fix(), FfaVersion::V1_0);
         assert_eq!(v.fixed(), Some(FfaVersion::V1_0));
         assert_eq!(v.request(V(1, 2)), VERSION_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn versions_order_by_major_then_minor() {
+        let all = [
+            (0, 0),
+            (0, 0xffff),
+            (1, 0),
+            (1, 1),
+            (1, 2),
+            (2, 0),
+            (0x7fff, 0xffff),
+        ];
+        for (a, b) in all.iter().flat_map(|a| all.iter().map(move |b| (a, b))) {
+            let (va, vb) = (
+                FfaVersion {
+                    major: a.0,
+                    minor: a.1,
+                },
+                FfaVersion {
+                    major: b.0,
+                    minor: b.1,
+                },
+            );
+            assert_eq!(va.cmp(&vb), a.cmp(b), "{va} vs {vb}");
+        }
     }
 }

@@ -302,15 +302,16 @@ fn ffa_in_place(shared: &Shared, frame: &mut TrapFrame, fid: FunctionId) {
     let Some(regs) = frame.x.first_chunk_mut::<18>() else {
         return;
     };
-    let mut env = HostFfaEnv::new(
-        &shared.platform.memory,
-        shared.warden_mem,
-        Some(&shared.stage2),
-        &shared.smmus,
-    );
-    // `hot` logs nothing; for the rest, nothing reaches the console while the proxy holds
-    // its locks (as `FfaGlue::call`).
-    if shared.ffa.hot(regs, &mut env).is_none() {
+    // `hot` logs nothing and needs nothing of `HostFfaEnv` but its SPMC call, which is
+    // `El3`'s; for the rest, nothing reaches the console while the proxy holds its locks
+    // (as `FfaGlue::call`).
+    if shared.ffa.hot_with(regs, |call| El3.call(call)).is_none() {
+        let mut env = HostFfaEnv::new(
+            &shared.platform.memory,
+            shared.warden_mem,
+            Some(&shared.stage2),
+            &shared.smmus,
+        );
         let cpu = current_cpu_index();
         logger::hold(cpu);
         shared.ffa.handle_copied(regs, &mut env);
