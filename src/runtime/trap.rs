@@ -140,6 +140,15 @@ extern "C" fn warden_host_trap(frame: &mut TrapFrame, slot: u64) {
     let vector = Vector::from_slot(slot);
     match (vector.origin, vector.kind) {
         (Origin::LowerA64, Kind::Sync) => host_sync(frame),
+        _ => host_async_or_a32(frame, slot, vector),
+    }
+}
+
+/// Everything but a synchronous exception from the AArch64 host: logged. Out of line, so
+/// that the formatting's stack frame and saved registers are not every trap's.
+#[inline(never)]
+fn host_async_or_a32(frame: &TrapFrame, slot: u64, vector: Vector) {
+    match (vector.origin, vector.kind) {
         (Origin::LowerA64, Kind::Irq | Kind::Fiq) => {
             warn!("physical interrupt taken to EL2 (kind {slot}); not routed here")
         }
@@ -199,66 +208,89 @@ fn drain_dma_faults(shared: &Shared) {
     }
 }
 
+/// A synchronous exception from the host. The SMCs answered in the frame (the relayed
+/// calls, FF-A) are decided here; everything else goes to functions kept out of line, so
+/// that the hot paths carry no stack frame or saved registers of theirs (issue 15).
+#[inline(always)]
 fn host_sync(frame: &mut TrapFrame) {
     let esr = ESR_EL2.get();
     let Some(shared) = SHARED.get() else { return };
     if !shared.smmus.is_empty() {
         drain_dma_faults(shared);
     }
-    match ExceptionClass::from_esr(esr) {
-        ExceptionClass::Smc64 => {
-            // A trapped SMC leaves ELR_EL2 at the SMC itself.
-            frame.elr += 4;
-            // Calls on the relay allow-list (SMCCC_VERSION, ARCH_FEATURES about a relayed
-            // call, the workarounds, TRNG, SOC_ID) with no SVE hint: what
-            // `router::handle_smc` does for them (relayed as they are, results in x0-x3),
-            // straight from and into the frame. This is the floor of a forwarded call; the
-            // general path below copies the registers several times over.
-            let fid = FunctionId::from_reg(frame.x[0]);
-            let route = router::classify(fid);
-            if route == router::Route::Relayed
-                && fid == fid.without_sve_hint()
-                && crate::smccc::feature_query_allowed(fid, frame.x[1])
-            {
-                forward_in_place(frame);
-                return;
-            }
-            // FF-A with no SVE hint (all of it, in practice): answered in the frame by the
-            // proxy, with no `Reply` returned through the router and copied back.
-            if route == router::Route::Ffa && fid == fid.without_sve_hint() {
-                ffa_in_place(shared, frame, fid);
-                return;
-            }
-            let mut ffa = FfaGlue {
-                proxy: &shared.ffa,
-                env: HostFfaEnv::new(
-                    &shared.platform.memory,
-                    shared.warden_mem,
-                    Some(&shared.stage2),
-                    &shared.smmus,
-                ),
-            };
-            let topology = Topology(shared);
-            // x0-x17 by reference: no copy of the argument block.
-            let Some(regs) = frame.x.first_chunk::<18>() else {
-                return;
-            };
-            if route == router::Route::Psci && psci::ends_the_system(fid) {
-                print_counters(shared);
-            }
-            let reply = router::handle_smc(regs, &mut El3, &topology, &mut ffa);
-            match route {
-                router::Route::Ffa => COUNTERS.ffa(fid.0, reply.regs[0] == FFA_ERROR as u64),
-                router::Route::Psci => {
-                    COUNTERS.psci_calls.fetch_add(1, Ordering::Relaxed);
-                }
-                router::Route::Refused => {
-                    COUNTERS.smc_refused.fetch_add(1, Ordering::Relaxed);
-                }
-                router::Route::Relayed => {}
-            }
-            frame.set_smccc_results(&reply.regs, reply.count);
+    if ExceptionClass::from_esr(esr) != ExceptionClass::Smc64 {
+        return host_sync_other(shared, frame, esr);
+    }
+    // A trapped SMC leaves ELR_EL2 at the SMC itself.
+    frame.elr += 4;
+    // Calls on the relay allow-list (SMCCC_VERSION, ARCH_FEATURES about a relayed call,
+    // the workarounds, TRNG, SOC_ID) with no SVE hint: what `router::handle_smc` does for
+    // them (relayed as they are, results in x0-x3), straight from and into the frame.
+    // This is the floor of a forwarded call; the general path copies the registers
+    // several times over.
+    let fid = FunctionId::from_reg(frame.x[0]);
+    let route = router::classify(fid);
+    if route == router::Route::Relayed
+        && fid == fid.without_sve_hint()
+        && crate::smccc::feature_query_allowed(fid, frame.x[1])
+    {
+        forward_in_place(frame);
+        return;
+    }
+    // FF-A with no SVE hint (all of it, in practice): answered in the frame by the
+    // proxy, with no `Reply` returned through the router and copied back.
+    if route == router::Route::Ffa && fid == fid.without_sve_hint() {
+        ffa_in_place(shared, frame, fid);
+        return;
+    }
+    smc_through_router(shared, frame, fid, route);
+}
+
+/// Every other host SMC: PSCI, refused calls, calls with the SVE hint, feature queries
+/// about calls warden does not relay. Through `router::handle_smc`.
+#[inline(never)]
+fn smc_through_router(
+    shared: &Shared,
+    frame: &mut TrapFrame,
+    fid: FunctionId,
+    route: router::Route,
+) {
+    let mut ffa = FfaGlue {
+        proxy: &shared.ffa,
+        env: HostFfaEnv::new(
+            &shared.platform.memory,
+            shared.warden_mem,
+            Some(&shared.stage2),
+            &shared.smmus,
+        ),
+    };
+    let topology = Topology(shared);
+    // x0-x17 by reference: no copy of the argument block.
+    let Some(regs) = frame.x.first_chunk::<18>() else {
+        return;
+    };
+    if route == router::Route::Psci && psci::ends_the_system(fid) {
+        print_counters(shared);
+    }
+    let reply = router::handle_smc(regs, &mut El3, &topology, &mut ffa);
+    match route {
+        router::Route::Ffa => COUNTERS.ffa(fid.0, reply.regs[0] == FFA_ERROR as u64),
+        router::Route::Psci => {
+            COUNTERS.psci_calls.fetch_add(1, Ordering::Relaxed);
         }
+        router::Route::Refused => {
+            COUNTERS.smc_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        router::Route::Relayed => {}
+    }
+    frame.set_smccc_results(&reply.regs, reply.count);
+}
+
+/// A synchronous exception from the host other than an SMC: warden's HVCs, stage-2
+/// faults, set/way maintenance, and anything else (an undefined instruction for the host).
+#[inline(never)]
+fn host_sync_other(shared: &Shared, frame: &mut TrapFrame, esr: u64) {
+    match ExceptionClass::from_esr(esr) {
         ExceptionClass::Hvc64 => {
             COUNTERS.hvc_calls.fetch_add(1, Ordering::Relaxed);
             // The frame's x0-x17 by reference, and only the result registers back: no
