@@ -50,6 +50,8 @@ pub enum Route {
     Refused,
 }
 
+/// Inlined: the trap path's first decision for every SMC.
+#[inline(always)]
 pub fn classify(fid: FunctionId) -> Route {
     if !fid.is_fast() || !fid.reserved_bits_clear() {
         // Yielding (standard) calls are not used by anything warden serves.

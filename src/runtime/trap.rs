@@ -338,18 +338,25 @@ fn ffa_in_place(shared: &Shared, frame: &mut TrapFrame, fid: FunctionId) {
     // `El3`'s; for the rest, nothing reaches the console while the proxy holds its locks
     // (as `FfaGlue::call`).
     if shared.ffa.hot_with(regs, |call| El3.call(call)).is_none() {
-        let mut env = HostFfaEnv::new(
-            &shared.platform.memory,
-            shared.warden_mem,
-            Some(&shared.stage2),
-            &shared.smmus,
-        );
-        let cpu = current_cpu_index();
-        logger::hold(cpu);
-        shared.ffa.handle_copied(regs, &mut env);
-        logger::release(cpu);
+        ffa_through_handle(shared, regs);
     }
     COUNTERS.ffa(fid.0, regs[0] == FFA_ERROR as u64);
+}
+
+/// Every FF-A call `hot_with` does not answer: `FfaProxy::handle` with the whole
+/// `HostFfaEnv`, out of line so that its reply buffer is not on the hot path's stack.
+#[inline(never)]
+fn ffa_through_handle(shared: &Shared, regs: &mut [u64; 18]) {
+    let mut env = HostFfaEnv::new(
+        &shared.platform.memory,
+        shared.warden_mem,
+        Some(&shared.stage2),
+        &shared.smmus,
+    );
+    let cpu = current_cpu_index();
+    logger::hold(cpu);
+    shared.ffa.handle_copied(regs, &mut env);
+    logger::release(cpu);
 }
 
 /// Relays the SMC in `frame` (x0-x17, SMCCC v1.2) to EL3 and writes x0-x3 of its answer

@@ -64,31 +64,36 @@ impl FfaProxy {
     #[inline(always)]
     pub fn hot_with(&self, x: &mut Regs, spmc_call: impl FnOnce(&Regs) -> Regs) -> Option<usize> {
         // The two function IDs compared whole (what `FfaFunction::decode` accepts for them:
-        // the upper half of x0 is ignored, SMCCC §2.5), one compare each.
+        // the upper half of x0 is ignored, SMCCC §2.5): DIRECT_REQ_32 and _64 differ only
+        // in bit 30, the SMC64 bit (SMCCC §2.5), so one compare takes both.
         const DIRECT_REQ_32: u32 = abi::fid32(num::MSG_SEND_DIRECT_REQ);
-        const DIRECT_REQ_64: u32 = abi::fid64(num::MSG_SEND_DIRECT_REQ);
-        let is_64 = match x[0] as u32 {
-            DIRECT_REQ_32 => false,
-            DIRECT_REQ_64 => true,
-            abi::FFA_ID_GET => return self.id_get_in_place(x),
-            _ => return None,
-        };
+        const SMC64: u32 = abi::fid64(0) ^ abi::fid32(0);
+        let w0 = x[0] as u32;
+        if w0 & !SMC64 != DIRECT_REQ_32 {
+            return match w0 {
+                abi::FFA_ID_GET => self.id_get_in_place(x),
+                _ => None,
+            };
+        }
+        let is_64 = w0 & SMC64 != 0;
         // Served from v1.0 on whenever there is an SPMC (`SERVED`; checked by
         // tests/in_place.rs, `hot_calls_are_served_at_every_version`).
         let spmc = self.spmc.as_ref()?;
-        let version = self.negotiation.fix();
+        let wide = self.negotiation.fix() >= FfaVersion::V1_2;
         // The checks of `direct_req` (§15.2), the same function: a refusal goes to `handle`,
         // which refuses it again and logs why.
         direct_req_args(x, is_64, spmc).ok()?;
         // Only w0-w7 (x0-x7 for the 64-bit call) reach the SPMC; x8-x17 are zero. Spelled
         // out register by register: a loop here becomes calls to memset and memcpy, which
-        // without SIMD cost more than the rest of the call (issue 15's profile).
-        let m = if is_64 { u64::MAX } else { u32::MAX as u64 };
+        // without SIMD cost more than the rest of the call (issue 15's profile). The two
+        // widths are two arrays: 32-bit loads of the 32-bit call's registers, no masks.
         #[rustfmt::skip]
-        let call: Regs = [
-            x[0] as u32 as u64, x[1] & m, x[2] & m, x[3] & m, x[4] & m, x[5] & m, x[6] & m, x[7] & m,
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        ];
+        let call: Regs = if is_64 {
+            [x[0] as u32 as u64, x[1], x[2], x[3], x[4], x[5], x[6], x[7], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        } else {
+            let w = |r: u64| r as u32 as u64;
+            [w(x[0]), w(x[1]), w(x[2]), w(x[3]), w(x[4]), w(x[5]), w(x[6]), w(x[7]), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        };
         // As `handle`'s `forwarded`: x0-x7 before v1.2; from v1.2 zeros past x7 unless the
         // answer is a DIRECT_RESP2 (README "Result registers"). Copied register by register
         // for the same reason as above (`*x = out` is a call to memcpy).
@@ -98,7 +103,7 @@ impl FfaProxy {
         #[rustfmt::skip]
         let [x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, x16, x17] = x;
         (*x0, *x1, *x2, *x3, *x4, *x5, *x6, *x7) = (o0, o1, o2, o3, o4, o5, o6, o7);
-        if version < FfaVersion::V1_2 {
+        if !wide {
             return Some(8);
         }
         if answers::carries_x8_to_x17(o0) {
