@@ -169,6 +169,16 @@ impl HostVersion {
         v
     }
 
+    /// `fix() >= v`, compared as encodings: what the hot direct request asks (are results
+    /// x0-x17?), without decoding the atomic's value only to encode it again.
+    #[inline(always)]
+    pub fn fix_at_least(&self, v: FfaVersion) -> bool {
+        match self.fixed.load(Ordering::Acquire) {
+            0 => self.fix_locked() >= v,
+            w => w >= v.encode(),
+        }
+    }
+
     /// The version in force if it is fixed.
     #[inline(always)]
     pub fn fixed(&self) -> Option<FfaVersion> {
@@ -270,6 +280,8 @@ mod tests {
         assert_eq!(v.request(V(1, 1)), V(1, 2));
         assert_eq!(v.fixed(), None, "FFA_VERSION alone fixes nothing");
         assert_eq!(v.request(V(1, 2)), V(1, 2));
+        assert!(v.fix_at_least(FfaVersion::V1_2));
+        assert!(!v.fix_at_least(FfaVersion { major: 1, minor: 3 }));
         assert_eq!(v.fix(), FfaVersion::V1_2);
         assert_eq!(v.fixed(), Some(FfaVersion::V1_2));
         // Fixed: a different version is refused and the fast read does not change.
@@ -282,6 +294,8 @@ mod tests {
         assert_eq!(v.fixed(), None);
         assert_eq!(v.request(V(1, 0)), V(1, 2));
         assert_eq!(v.current(), Some(FfaVersion::V1_0));
+        assert!(!v.fix_at_least(FfaVersion::V1_1), "fixes v1.0 as `fix` does");
+        assert_eq!(v.fixed(), Some(FfaVersion::V1_0));
         assert_eq!(v.fix(), FfaVersion::V1_0);
         assert_eq!(v.fixed(), Some(FfaVersion::V1_0));
         assert_eq!(v.request(V(1, 1)), VERSION_NOT_SUPPORTED);

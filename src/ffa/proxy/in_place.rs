@@ -79,7 +79,7 @@ impl FfaProxy {
         // Served from v1.0 on whenever there is an SPMC (`SERVED`; checked by
         // tests/in_place.rs, `hot_calls_are_served_at_every_version`).
         let spmc = self.spmc.as_ref()?;
-        let wide = self.negotiation.fix() >= FfaVersion::V1_2;
+        let wide = self.negotiation.fix_at_least(FfaVersion::V1_2);
         // The checks of `direct_req` (§15.2), the same function: a refusal goes to `handle`,
         // which refuses it again and logs why.
         direct_req_args(x, is_64, spmc).ok()?;
