@@ -294,7 +294,10 @@ mod tests {
         assert_eq!(v.fixed(), None);
         assert_eq!(v.request(V(1, 0)), V(1, 2));
         assert_eq!(v.current(), Some(FfaVersion::V1_0));
-        assert!(!v.fix_at_least(FfaVersion::V1_1), "fixes v1.0 as `fix` does");
+        assert!(
+            !v.fix_at_least(FfaVersion::V1_1),
+            "fixes v1.0 as `fix` does"
+        );
         assert_eq!(v.fixed(), Some(FfaVersion::V1_0));
         assert_eq!(v.fix(), FfaVersion::V1_0);
         assert_eq!(v.fixed(), Some(FfaVersion::V1_0));

@@ -55,7 +55,7 @@ pub struct Vector {
 }
 
 impl Vector {
-    pub fn from_slot(slot: u64) -> Self {
+    pub const fn from_slot(slot: u64) -> Self {
         let origin = match slot >> 2 & 3 {
             0 => Origin::CurrentSpEl0,
             1 => Origin::CurrentSpElx,
@@ -137,18 +137,31 @@ impl FfaService for FfaGlue<'_> {
 #[unsafe(no_mangle)]
 extern "C" fn warden_host_trap(frame: &mut TrapFrame, slot: u64) {
     super::failure::stop_if_failing();
-    let vector = Vector::from_slot(slot);
-    match (vector.origin, vector.kind) {
-        (Origin::LowerA64, Kind::Sync) => host_sync(frame),
-        _ => host_async_or_a32(frame, slot, vector),
+    // One compare for the common case (`Vector::from_slot(LOWER_A64_SYNC)`).
+    if slot == LOWER_A64_SYNC {
+        host_sync(frame)
+    } else {
+        host_async_or_a32(frame, slot, Vector::from_slot(slot))
     }
 }
+
+/// The slot of a synchronous exception from the AArch64 host: every SMC, HVC and stage-2
+/// fault.
+const LOWER_A64_SYNC: u64 = 8;
+const _: () = assert!(matches!(
+    Vector::from_slot(LOWER_A64_SYNC),
+    Vector {
+        origin: Origin::LowerA64,
+        kind: Kind::Sync
+    }
+));
 
 /// Everything but a synchronous exception from the AArch64 host: logged. Out of line, so
 /// that the formatting's stack frame and saved registers are not every trap's.
 #[inline(never)]
 fn host_async_or_a32(frame: &TrapFrame, slot: u64, vector: Vector) {
     match (vector.origin, vector.kind) {
+        (Origin::LowerA64, Kind::Sync) => {}
         (Origin::LowerA64, Kind::Irq | Kind::Fiq) => {
             warn!("physical interrupt taken to EL2 (kind {slot}); not routed here")
         }
@@ -229,6 +242,13 @@ fn host_sync(frame: &mut TrapFrame) {
     // This is the floor of a forwarded call; the general path copies the registers
     // several times over.
     let fid = FunctionId::from_reg(frame.x[0]);
+    // The hottest forwarded call, FFA_MSG_SEND_DIRECT_REQ (32 or 64), recognised by its
+    // two IDs before `classify`, which routes exactly these to the FF-A proxy
+    // (`router::is_direct_req`).
+    if router::is_direct_req(fid) {
+        ffa_in_place(shared, frame, fid);
+        return;
+    }
     let route = router::classify(fid);
     if route == router::Route::Relayed
         && fid == fid.without_sve_hint()

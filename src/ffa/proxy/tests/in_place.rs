@@ -112,12 +112,20 @@ fn in_place_direct_request_follows_a_reopened_version() {
     assert_eq!(p.handle_in_place(&mut x, &mut m), 8, "a v1.1 host: x0-x7");
     assert_eq!(x[8..], req[8..], "a v1.1 host keeps its x8-x17");
     let version = |p: &FfaProxy, m: &mut Model, v| p.handle(&call(abi::FFA_VERSION, &[v]), m);
-    assert_eq!(version(&p, &mut m, V1_2).regs[0], 0xffff_ffff, "fixed at v1.1");
+    assert_eq!(
+        version(&p, &mut m, V1_2).regs[0],
+        0xffff_ffff,
+        "fixed at v1.1"
+    );
     // The host lets go of its buffers, the only thing it held: open again.
     assert!(is_success(&p.handle(&call(RXTX_UNMAP, &[0]), &mut m)));
     assert_eq!(version(&p, &mut m, V1_2).regs[0], V1_2);
     let mut x = req;
-    assert_eq!(p.handle_in_place(&mut x, &mut m), 18, "now a v1.2 host: x0-x17");
+    assert_eq!(
+        p.handle_in_place(&mut x, &mut m),
+        18,
+        "now a v1.2 host: x0-x17"
+    );
     assert!(x[8..].iter().all(|&r| r == 0), "{x:x?}");
     // That request fixed v1.2.
     assert_eq!(version(&p, &mut m, V1_1).regs[0], 0xffff_ffff);
