@@ -161,6 +161,7 @@ const _: () = assert!(matches!(
 #[inline(never)]
 fn host_async_or_a32(frame: &TrapFrame, slot: u64, vector: Vector) {
     match (vector.origin, vector.kind) {
+        // `warden_host_trap` sends these to `host_sync`.
         (Origin::LowerA64, Kind::Sync) => {}
         (Origin::LowerA64, Kind::Irq | Kind::Fiq) => {
             warn!("physical interrupt taken to EL2 (kind {slot}); not routed here")
@@ -236,11 +237,6 @@ fn host_sync(frame: &mut TrapFrame) {
     }
     // A trapped SMC leaves ELR_EL2 at the SMC itself.
     frame.elr += 4;
-    // Calls on the relay allow-list (SMCCC_VERSION, ARCH_FEATURES about a relayed call,
-    // the workarounds, TRNG, SOC_ID) with no SVE hint: what `router::handle_smc` does for
-    // them (relayed as they are, results in x0-x3), straight from and into the frame.
-    // This is the floor of a forwarded call; the general path copies the registers
-    // several times over.
     let fid = FunctionId::from_reg(frame.x[0]);
     // The hottest forwarded call, FFA_MSG_SEND_DIRECT_REQ (32 or 64), recognised by its
     // two IDs before `classify`, which routes exactly these to the FF-A proxy
@@ -250,6 +246,11 @@ fn host_sync(frame: &mut TrapFrame) {
         return;
     }
     let route = router::classify(fid);
+    // Calls on the relay allow-list (SMCCC_VERSION, ARCH_FEATURES about a relayed call,
+    // the workarounds, TRNG, SOC_ID) with no SVE hint: what `router::handle_smc` does for
+    // them (relayed as they are, results in x0-x3), straight from and into the frame.
+    // This is the floor of a forwarded call; the general path copies the registers
+    // several times over.
     if route == router::Route::Relayed
         && fid == fid.without_sve_hint()
         && crate::smccc::feature_query_allowed(fid, frame.x[1])
