@@ -29,6 +29,7 @@ TARGETS = (
     ("FFA_ID_GET added", ("added", "ffa_id_get"), 0),
     ("FFA_FEATURES added", ("added", "ffa_features_rxtx_map"), 0),
     ("DIRECT_REQ added", ("added", "direct_req_optee_api_version"), 200),
+    ("DIRECT_REQ_64 added", ("added", "direct_req64_optee_api_version"), 200),
     ("PARTITION_INFO_GET + RX_RELEASE added", ("added", "partition_info_get_rx_release"), 0),
     ("MEM_SHARE+RECLAIM 1 page added", ("added", "mem_share_reclaim_1"), 2500),
     ("MEM_SHARE each extra range", ("per_range", "mem_share_reclaim_16", "mem_share_reclaim_1"), 150),
@@ -50,6 +51,7 @@ DESCRIPTIONS = {
     "ffa_id_get": "FFA_ID_GET",
     "ffa_features_rxtx_map": "FFA_FEATURES(RXTX_MAP_64)",
     "direct_req_optee_api_version": "DIRECT_REQ to OP-TEE (GET_API_VERSION)",
+    "direct_req64_optee_api_version": "DIRECT_REQ_64 to OP-TEE (GET_API_VERSION)",
     "partition_info_get_rx_release": "PARTITION_INFO_GET + RX_RELEASE",
 }
 

@@ -50,6 +50,8 @@ pub enum Route {
     Refused,
 }
 
+/// Inlined: the trap path's first decision for every SMC.
+#[inline(always)]
 pub fn classify(fid: FunctionId) -> Route {
     if !fid.is_fast() || !fid.reserved_bits_clear() {
         // Yielding (standard) calls are not used by anything warden serves.
@@ -61,6 +63,15 @@ pub fn classify(fid: FunctionId) -> Route {
         Owner::Arch | Owner::StandardSecure if smccc::is_relayed(fid) => Route::Relayed,
         _ => Route::Refused,
     }
+}
+
+/// FFA_MSG_SEND_DIRECT_REQ_32 or _64 with no SVE hint: two of the IDs `classify` routes
+/// to the FF-A proxy (`Route::Ffa`), compared whole so that the trap path can send the
+/// hottest forwarded call there first. They differ only in the SMC64 bit (SMCCC §2.5).
+#[inline(always)]
+pub fn is_direct_req(fid: FunctionId) -> bool {
+    const SMC64: u32 = 1 << 30;
+    fid.0 & !SMC64 == ffa::abi::fid32(ffa::abi::num::MSG_SEND_DIRECT_REQ)
 }
 
 /// The registers to hand back to the host: x0 to x(count-1) carry results, the others
@@ -271,6 +282,26 @@ mod tests {
         assert_eq!(classify(FunctionId(0x8410_0063)), Route::Refused); // reserved bits
         assert_eq!(classify(FunctionId(0x8402_0063)), Route::Refused); // reserved bit 17
         assert_eq!(classify(FunctionId(0xc000_0000)), Route::Refused); // SMC64 arch
+    }
+
+    #[test]
+    fn direct_requests_are_exactly_two_ffa_ids() {
+        for fid in [0x8400_006f, 0xc400_006f] {
+            assert!(is_direct_req(FunctionId(fid)));
+            assert_eq!(classify(FunctionId(fid)), Route::Ffa);
+            assert_eq!(FunctionId(fid).without_sve_hint(), FunctionId(fid));
+        }
+        // With the SVE hint, yielding, other FF-A calls, the responses: not these.
+        for fid in [
+            0x8401_006f,
+            0xc401_006f,
+            0x0400_006f,
+            0x8400_0070,
+            0xc400_006e,
+        ] {
+            assert!(!is_direct_req(FunctionId(fid)), "{fid:#x}");
+        }
+        assert!(is_direct_req(FunctionId::from_reg(0xffff_ffff_8400_006f)));
     }
 
     #[test]

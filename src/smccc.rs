@@ -99,6 +99,8 @@ pub const RELAYED: [u32; 11] = [
 
 /// Whether warden relays `fid` (without its SVE hint) to EL3 as it is. The router asks
 /// only for the owners on the list, after PSCI and FF-A, so the FF-A path never scans it.
+/// Inlined: on the trap path the compiler turns the list into a few compares.
+#[inline(always)]
 pub fn is_relayed(fid: FunctionId) -> bool {
     RELAYED.contains(&fid.0)
 }
@@ -106,6 +108,7 @@ pub fn is_relayed(fid: FunctionId) -> bool {
 /// For SMCCC_ARCH_FEATURES and TRNG_FEATURES, whose x1 names another call: whether EL3 may
 /// be asked about it. Asking about a call warden refuses is answered NOT_SUPPORTED by
 /// warden, so that the host is never told a refused call exists.
+#[inline(always)]
 pub fn feature_query_allowed(fid: FunctionId, queried: u64) -> bool {
     match fid.0 {
         SMCCC_ARCH_FEATURES | TRNG_FEATURES => is_relayed(FunctionId(queried as u32)),

@@ -21,6 +21,8 @@ use crate::stats::Summary;
 const SMCCC_VERSION: u32 = 0x8000_0000;
 const FFA_DIRECT_REQ_32: u32 = fid32(num::MSG_SEND_DIRECT_REQ);
 const FFA_DIRECT_RESP_32: u32 = fid32(num::MSG_SEND_DIRECT_RESP);
+const FFA_DIRECT_REQ_64: u32 = fid64(num::MSG_SEND_DIRECT_REQ);
+const FFA_DIRECT_RESP_64: u32 = fid64(num::MSG_SEND_DIRECT_RESP);
 const FFA_MEM_SHARE_64: u32 = fid64(num::MEM_SHARE);
 const FFA_MEM_LEND_64: u32 = fid64(num::MEM_LEND);
 const FFA_MEM_RECLAIM: u32 = fid32(num::MEM_RECLAIM);
@@ -372,6 +374,16 @@ pub fn run(el: El, dtb: u64, entry_counter: u64) -> bool {
             &[sender_receiver, 0, OPTEE_FFA_GET_API_VERSION],
         );
         expect(&r, FFA_DIRECT_RESP_32, "DIRECT_REQ")
+    });
+    // The same request as the 64-bit call: OP-TEE answers it with DIRECT_RESP_64
+    // (optee_os thread_spmc.c, `get_direct_resp_fid`), so this is a full round trip too.
+    b.measure("direct_req64_optee_api_version", 1000, |m| {
+        let sender_receiver = (HOST_ID as u64) << 16 | OPTEE_ID as u64;
+        let r = m.smc(
+            FFA_DIRECT_REQ_64,
+            &[sender_receiver, 0, OPTEE_FFA_GET_API_VERSION],
+        );
+        expect(&r, FFA_DIRECT_RESP_64, "DIRECT_REQ_64")
     });
     b.measure("partition_info_get_rx_release", 1000, |m| {
         // Nil UUID: every partition, descriptors into this client's RX buffer.

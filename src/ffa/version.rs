@@ -19,8 +19,11 @@
 //!   again as at boot, for the next kernel (`lifecycle.rs`, README "Host lifecycle").
 
 use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+use spin::Mutex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FfaVersion {
     pub major: u16,
     pub minor: u16,
@@ -42,6 +45,19 @@ impl FfaVersion {
     }
     pub fn encode(self) -> u32 {
         (self.major as u32) << 16 | self.minor as u32
+    }
+}
+
+/// Ordered by major, then minor: as their encodings (`encode`), which is one compare.
+impl Ord for FfaVersion {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.encode().cmp(&other.encode())
+    }
+}
+
+impl PartialOrd for FfaVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -95,6 +111,92 @@ impl Negotiation {
 
     pub fn current(&self) -> Option<FfaVersion> {
         self.negotiated
+    }
+}
+
+/// The host's negotiation as the CPUs share it: the state under a lock, and, once the
+/// version is fixed, that version in an atomic too, so that every call after negotiation
+/// (all of them but FFA_VERSION) reads it with one load instead of taking the lock to
+/// write a `locked` that is already set (issue 15: the hot direct request).
+pub struct HostVersion {
+    negotiation: Mutex<Negotiation>,
+    /// `FfaVersion::encode` of the version while it is fixed (`Negotiation::locked`), 0
+    /// while it is open (no version encodes as 0: the major is 1). Written only with
+    /// `negotiation` locked, so it is never out of step with it for longer than the lock
+    /// is held.
+    fixed: AtomicU32,
+}
+
+impl Default for HostVersion {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HostVersion {
+    pub const fn new() -> Self {
+        Self {
+            negotiation: Mutex::new(Negotiation {
+                negotiated: None,
+                locked: false,
+            }),
+            fixed: AtomicU32::new(0),
+        }
+    }
+
+    /// The host's FFA_VERSION(w1): `Negotiation::request`. While the version is fixed it
+    /// changes nothing (a different version is refused, the same one is kept), so `fixed`
+    /// stays right.
+    pub fn request(&self, w1: u64) -> u64 {
+        self.negotiation.lock().request(w1)
+    }
+
+    /// Every other host FF-A call: `Negotiation::lock`. Once fixed, that is a read of the
+    /// atomic: taking the lock would set `locked` again and return the same version.
+    #[inline(always)]
+    pub fn fix(&self) -> FfaVersion {
+        match self.fixed() {
+            Some(v) => v,
+            None => self.fix_locked(),
+        }
+    }
+
+    #[inline(never)]
+    fn fix_locked(&self) -> FfaVersion {
+        let mut n = self.negotiation.lock();
+        let v = n.lock();
+        self.fixed.store(v.encode(), Ordering::Release);
+        v
+    }
+
+    /// `fix() >= v`, compared as encodings: what the hot direct request asks (are results
+    /// x0-x17?), without decoding the atomic's value only to encode it again.
+    #[inline(always)]
+    pub fn fix_at_least(&self, v: FfaVersion) -> bool {
+        match self.fixed.load(Ordering::Acquire) {
+            0 => self.fix_locked() >= v,
+            w => w >= v.encode(),
+        }
+    }
+
+    /// The version in force if it is fixed.
+    #[inline(always)]
+    pub fn fixed(&self) -> Option<FfaVersion> {
+        match self.fixed.load(Ordering::Acquire) {
+            0 => None,
+            w => FfaVersion::decode(w),
+        }
+    }
+
+    /// `Negotiation::reopen`: the host holds nothing any more.
+    pub fn reopen(&self) {
+        let mut n = self.negotiation.lock();
+        n.reopen();
+        self.fixed.store(0, Ordering::Release);
+    }
+
+    pub fn current(&self) -> Option<FfaVersion> {
+        self.negotiation.lock().current()
     }
 }
 
@@ -169,5 +271,70 @@ mod tests {
         assert_eq!(n.lock(), FfaVersion::V1_0);
         assert_eq!(n.request(V(1, 1)), VERSION_NOT_SUPPORTED);
         assert_eq!(n.request(V(1, 0)), V(1, 2));
+    }
+
+    #[test]
+    fn the_shared_version_is_fixed_by_the_first_other_call_and_reopened() {
+        let v = HostVersion::new();
+        assert_eq!(v.fixed(), None);
+        assert_eq!(v.request(V(1, 1)), V(1, 2));
+        assert_eq!(v.fixed(), None, "FFA_VERSION alone fixes nothing");
+        assert_eq!(v.request(V(1, 2)), V(1, 2));
+        assert!(v.fix_at_least(FfaVersion::V1_2));
+        assert!(!v.fix_at_least(FfaVersion { major: 1, minor: 3 }));
+        assert_eq!(v.fix(), FfaVersion::V1_2);
+        assert_eq!(v.fixed(), Some(FfaVersion::V1_2));
+        // Fixed: a different version is refused and the fast read does not change.
+        assert_eq!(v.request(V(1, 0)), VERSION_NOT_SUPPORTED);
+        assert_eq!(v.fix(), FfaVersion::V1_2);
+        assert_eq!(v.request(V(1, 2)), V(1, 2));
+        assert_eq!(v.fixed(), Some(FfaVersion::V1_2));
+        // Reopened: open again until the next call other than FFA_VERSION.
+        v.reopen();
+        assert_eq!(v.fixed(), None);
+        assert_eq!(v.request(V(1, 0)), V(1, 2));
+        assert_eq!(v.current(), Some(FfaVersion::V1_0));
+        assert!(
+            !v.fix_at_least(FfaVersion::V1_1),
+            "fixes v1.0 as `fix` does"
+        );
+        assert_eq!(v.fixed(), Some(FfaVersion::V1_0));
+        assert_eq!(v.fix(), FfaVersion::V1_0);
+        assert_eq!(v.fixed(), Some(FfaVersion::V1_0));
+        assert_eq!(v.request(V(1, 1)), VERSION_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn a_call_before_any_version_fixes_v1_0_in_the_shared_version() {
+        let v = HostVersion::default();
+        assert_eq!(v.fix(), FfaVersion::V1_0);
+        assert_eq!(v.fixed(), Some(FfaVersion::V1_0));
+        assert_eq!(v.request(V(1, 2)), VERSION_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn versions_order_by_major_then_minor() {
+        let all = [
+            (0, 0),
+            (0, 0xffff),
+            (1, 0),
+            (1, 1),
+            (1, 2),
+            (2, 0),
+            (0x7fff, 0xffff),
+        ];
+        for (a, b) in all.iter().flat_map(|a| all.iter().map(move |b| (a, b))) {
+            let (va, vb) = (
+                FfaVersion {
+                    major: a.0,
+                    minor: a.1,
+                },
+                FfaVersion {
+                    major: b.0,
+                    minor: b.1,
+                },
+            );
+            assert_eq!(va.cmp(&vb), a.cmp(b), "{va} vs {vb}");
+        }
     }
 }

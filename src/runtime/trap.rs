@@ -55,7 +55,7 @@ pub struct Vector {
 }
 
 impl Vector {
-    pub fn from_slot(slot: u64) -> Self {
+    pub const fn from_slot(slot: u64) -> Self {
         let origin = match slot >> 2 & 3 {
             0 => Origin::CurrentSpEl0,
             1 => Origin::CurrentSpElx,
@@ -81,6 +81,7 @@ static DMA_FAULT_LINES: AtomicU64 = AtomicU64::new(0);
 pub struct El3;
 
 impl SecureMonitor for El3 {
+    #[inline(always)]
     fn call(&mut self, regs: &[u64; 18]) -> [u64; 18] {
         let mut args = [0u64; 17];
         args.copy_from_slice(&regs[1..]);
@@ -136,9 +137,32 @@ impl FfaService for FfaGlue<'_> {
 #[unsafe(no_mangle)]
 extern "C" fn warden_host_trap(frame: &mut TrapFrame, slot: u64) {
     super::failure::stop_if_failing();
-    let vector = Vector::from_slot(slot);
+    // One compare for the common case (`Vector::from_slot(LOWER_A64_SYNC)`).
+    if slot == LOWER_A64_SYNC {
+        host_sync(frame)
+    } else {
+        host_async_or_a32(frame, slot, Vector::from_slot(slot))
+    }
+}
+
+/// The slot of a synchronous exception from the AArch64 host: every SMC, HVC and stage-2
+/// fault.
+const LOWER_A64_SYNC: u64 = 8;
+const _: () = assert!(matches!(
+    Vector::from_slot(LOWER_A64_SYNC),
+    Vector {
+        origin: Origin::LowerA64,
+        kind: Kind::Sync
+    }
+));
+
+/// Everything but a synchronous exception from the AArch64 host: logged. Out of line, so
+/// that the formatting's stack frame and saved registers are not every trap's.
+#[inline(never)]
+fn host_async_or_a32(frame: &TrapFrame, slot: u64, vector: Vector) {
     match (vector.origin, vector.kind) {
-        (Origin::LowerA64, Kind::Sync) => host_sync(frame),
+        // `warden_host_trap` sends these to `host_sync`.
+        (Origin::LowerA64, Kind::Sync) => {}
         (Origin::LowerA64, Kind::Irq | Kind::Fiq) => {
             warn!("physical interrupt taken to EL2 (kind {slot}); not routed here")
         }
@@ -198,66 +222,96 @@ fn drain_dma_faults(shared: &Shared) {
     }
 }
 
+/// A synchronous exception from the host. The SMCs answered in the frame (the relayed
+/// calls, FF-A) are decided here; everything else goes to functions kept out of line, so
+/// that the hot paths carry no stack frame or saved registers of theirs (issue 15).
+#[inline(always)]
 fn host_sync(frame: &mut TrapFrame) {
     let esr = ESR_EL2.get();
     let Some(shared) = SHARED.get() else { return };
     if !shared.smmus.is_empty() {
         drain_dma_faults(shared);
     }
-    match ExceptionClass::from_esr(esr) {
-        ExceptionClass::Smc64 => {
-            // A trapped SMC leaves ELR_EL2 at the SMC itself.
-            frame.elr += 4;
-            // Calls on the relay allow-list (SMCCC_VERSION, ARCH_FEATURES about a relayed
-            // call, the workarounds, TRNG, SOC_ID) with no SVE hint: what
-            // `router::handle_smc` does for them (relayed as they are, results in x0-x3),
-            // straight from and into the frame. This is the floor of a forwarded call; the
-            // general path below copies the registers several times over.
-            let fid = FunctionId::from_reg(frame.x[0]);
-            let route = router::classify(fid);
-            if route == router::Route::Relayed
-                && fid == fid.without_sve_hint()
-                && crate::smccc::feature_query_allowed(fid, frame.x[1])
-            {
-                forward_in_place(frame);
-                return;
-            }
-            // FF-A with no SVE hint (all of it, in practice): answered in the frame by the
-            // proxy, with no `Reply` returned through the router and copied back.
-            if route == router::Route::Ffa && fid == fid.without_sve_hint() {
-                ffa_in_place(shared, frame, fid);
-                return;
-            }
-            let mut ffa = FfaGlue {
-                proxy: &shared.ffa,
-                env: HostFfaEnv::new(
-                    &shared.platform.memory,
-                    shared.warden_mem,
-                    Some(&shared.stage2),
-                    &shared.smmus,
-                ),
-            };
-            let topology = Topology(shared);
-            // x0-x17 by reference: no copy of the argument block.
-            let Some(regs) = frame.x.first_chunk::<18>() else {
-                return;
-            };
-            if route == router::Route::Psci && psci::ends_the_system(fid) {
-                print_counters(shared);
-            }
-            let reply = router::handle_smc(regs, &mut El3, &topology, &mut ffa);
-            match route {
-                router::Route::Ffa => COUNTERS.ffa(fid.0, reply.regs[0] == FFA_ERROR as u64),
-                router::Route::Psci => {
-                    COUNTERS.psci_calls.fetch_add(1, Ordering::Relaxed);
-                }
-                router::Route::Refused => {
-                    COUNTERS.smc_refused.fetch_add(1, Ordering::Relaxed);
-                }
-                router::Route::Relayed => {}
-            }
-            frame.set_smccc_results(&reply.regs, reply.count);
+    if ExceptionClass::from_esr(esr) != ExceptionClass::Smc64 {
+        return host_sync_other(shared, frame, esr);
+    }
+    // A trapped SMC leaves ELR_EL2 at the SMC itself.
+    frame.elr += 4;
+    let fid = FunctionId::from_reg(frame.x[0]);
+    // The hottest forwarded call, FFA_MSG_SEND_DIRECT_REQ (32 or 64), recognised by its
+    // two IDs before `classify`, which routes exactly these to the FF-A proxy
+    // (`router::is_direct_req`).
+    if router::is_direct_req(fid) {
+        ffa_in_place(shared, frame, fid);
+        return;
+    }
+    let route = router::classify(fid);
+    // Calls on the relay allow-list (SMCCC_VERSION, ARCH_FEATURES about a relayed call,
+    // the workarounds, TRNG, SOC_ID) with no SVE hint: what `router::handle_smc` does for
+    // them (relayed as they are, results in x0-x3), straight from and into the frame.
+    // This is the floor of a forwarded call; the general path copies the registers
+    // several times over.
+    if route == router::Route::Relayed
+        && fid == fid.without_sve_hint()
+        && crate::smccc::feature_query_allowed(fid, frame.x[1])
+    {
+        forward_in_place(frame);
+        return;
+    }
+    // FF-A with no SVE hint (all of it, in practice): answered in the frame by the
+    // proxy, with no `Reply` returned through the router and copied back.
+    if route == router::Route::Ffa && fid == fid.without_sve_hint() {
+        ffa_in_place(shared, frame, fid);
+        return;
+    }
+    smc_through_router(shared, frame, fid, route);
+}
+
+/// Every other host SMC: PSCI, refused calls, calls with the SVE hint, feature queries
+/// about calls warden does not relay. Through `router::handle_smc`.
+#[inline(never)]
+fn smc_through_router(
+    shared: &Shared,
+    frame: &mut TrapFrame,
+    fid: FunctionId,
+    route: router::Route,
+) {
+    let mut ffa = FfaGlue {
+        proxy: &shared.ffa,
+        env: HostFfaEnv::new(
+            &shared.platform.memory,
+            shared.warden_mem,
+            Some(&shared.stage2),
+            &shared.smmus,
+        ),
+    };
+    let topology = Topology(shared);
+    // x0-x17 by reference: no copy of the argument block.
+    let Some(regs) = frame.x.first_chunk::<18>() else {
+        return;
+    };
+    if route == router::Route::Psci && psci::ends_the_system(fid) {
+        print_counters(shared);
+    }
+    let reply = router::handle_smc(regs, &mut El3, &topology, &mut ffa);
+    match route {
+        router::Route::Ffa => COUNTERS.ffa(fid.0, reply.regs[0] == FFA_ERROR as u64),
+        router::Route::Psci => {
+            COUNTERS.psci_calls.fetch_add(1, Ordering::Relaxed);
         }
+        router::Route::Refused => {
+            COUNTERS.smc_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        router::Route::Relayed => {}
+    }
+    frame.set_smccc_results(&reply.regs, reply.count);
+}
+
+/// A synchronous exception from the host other than an SMC: warden's HVCs, stage-2
+/// faults, set/way maintenance, and anything else (an undefined instruction for the host).
+#[inline(never)]
+fn host_sync_other(shared: &Shared, frame: &mut TrapFrame, esr: u64) {
+    match ExceptionClass::from_esr(esr) {
         ExceptionClass::Hvc64 => {
             COUNTERS.hvc_calls.fetch_add(1, Ordering::Relaxed);
             // The frame's x0-x17 by reference, and only the result registers back: no
@@ -301,21 +355,29 @@ fn ffa_in_place(shared: &Shared, frame: &mut TrapFrame, fid: FunctionId) {
     let Some(regs) = frame.x.first_chunk_mut::<18>() else {
         return;
     };
+    // `hot` logs nothing and needs nothing of `HostFfaEnv` but its SPMC call, which is
+    // `El3`'s; for the rest, nothing reaches the console while the proxy holds its locks
+    // (as `FfaGlue::call`).
+    if shared.ffa.hot_with(regs, |call| El3.call(call)).is_none() {
+        ffa_through_handle(shared, regs);
+    }
+    COUNTERS.ffa(fid.0, regs[0] == FFA_ERROR as u64);
+}
+
+/// Every FF-A call `hot_with` does not answer: `FfaProxy::handle` with the whole
+/// `HostFfaEnv`, out of line so that its reply buffer is not on the hot path's stack.
+#[inline(never)]
+fn ffa_through_handle(shared: &Shared, regs: &mut [u64; 18]) {
     let mut env = HostFfaEnv::new(
         &shared.platform.memory,
         shared.warden_mem,
         Some(&shared.stage2),
         &shared.smmus,
     );
-    // `hot` logs nothing; for the rest, nothing reaches the console while the proxy holds
-    // its locks (as `FfaGlue::call`).
-    if shared.ffa.hot(regs, &mut env).is_none() {
-        let cpu = current_cpu_index();
-        logger::hold(cpu);
-        shared.ffa.handle_copied(regs, &mut env);
-        logger::release(cpu);
-    }
-    COUNTERS.ffa(fid.0, regs[0] == FFA_ERROR as u64);
+    let cpu = current_cpu_index();
+    logger::hold(cpu);
+    shared.ffa.handle_copied(regs, &mut env);
+    logger::release(cpu);
 }
 
 /// Relays the SMC in `frame` (x0-x17, SMCCC v1.2) to EL3 and writes x0-x3 of its answer

@@ -6,7 +6,7 @@
 
 use super::messaging::direct_req_args;
 use super::{FfaProxy, ProxyEnv};
-use crate::ffa::abi::{self, FfaFunction, Regs, num};
+use crate::ffa::abi::{self, Regs, num};
 use crate::ffa::answers;
 use crate::ffa::version::FfaVersion;
 
@@ -54,56 +54,81 @@ impl FfaProxy {
     /// does first in the same way.
     /// Logs nothing: the caller need not hold the console.
     pub fn hot(&self, x: &mut Regs, env: &mut impl ProxyEnv) -> Option<usize> {
-        let f = FfaFunction::decode(x[0] as u32)?;
-        let hot = (f.num == num::ID_GET && !f.is_64) || f.num == num::MSG_SEND_DIRECT_REQ;
-        if !hot {
-            return None;
+        self.hot_with(x, |call| env.spmc_call(call))
+    }
+
+    /// `hot` with the SPMC reached through `spmc_call` (what `ProxyEnv::spmc_call` does),
+    /// so that the trap path need not build a whole `ProxyEnv` for the calls it answers
+    /// here. Inlined into the trap path: with an inlined `spmc_call` the registers of the
+    /// request and of the answer never go through memory.
+    #[inline(always)]
+    pub fn hot_with(&self, x: &mut Regs, spmc_call: impl FnOnce(&Regs) -> Regs) -> Option<usize> {
+        // The two function IDs compared whole (what `FfaFunction::decode` accepts for them:
+        // the upper half of x0 is ignored, SMCCC §2.5): DIRECT_REQ_32 and _64 differ only
+        // in bit 30, the SMC64 bit (SMCCC §2.5), so one compare takes both.
+        const DIRECT_REQ_32: u32 = abi::fid32(num::MSG_SEND_DIRECT_REQ);
+        const SMC64: u32 = abi::fid64(0) ^ abi::fid32(0);
+        let w0 = x[0] as u32;
+        if w0 & !SMC64 != DIRECT_REQ_32 {
+            return match w0 {
+                abi::FFA_ID_GET => self.id_get_in_place(x),
+                _ => None,
+            };
         }
-        // Both are served from v1.0 on whenever there is an SPMC (`SERVED`; checked by
+        let is_64 = w0 & SMC64 != 0;
+        // Served from v1.0 on whenever there is an SPMC (`SERVED`; checked by
         // tests/in_place.rs, `hot_calls_are_served_at_every_version`).
         let spmc = self.spmc.as_ref()?;
-        let version = self.negotiation.lock().lock();
-        if f.num == num::ID_GET {
-            // FFA_SUCCESS_32 with the host's ID in w2, x0-x7 (DEN0077A v1.2 §13.8).
-            let [x0, x1, x2, x3, x4, x5, x6, x7, ..] = x;
-            (*x0, *x1, *x2) = (abi::FFA_SUCCESS_32 as u64, 0, spmc.host_id as u64);
-            (*x3, *x4, *x5, *x6, *x7) = (0, 0, 0, 0, 0);
-            return Some(8);
-        }
+        let wide = self.negotiation.fix_at_least(FfaVersion::V1_2);
         // The checks of `direct_req` (§15.2), the same function: a refusal goes to `handle`,
         // which refuses it again and logs why.
-        direct_req_args(x, f.is_64, spmc).ok()?;
+        direct_req_args(x, is_64, spmc).ok()?;
         // Only w0-w7 (x0-x7 for the 64-bit call) reach the SPMC; x8-x17 are zero. Spelled
         // out register by register: a loop here becomes calls to memset and memcpy, which
-        // without SIMD cost more than the rest of the call (issue 15's profile).
-        let m = if f.is_64 { u64::MAX } else { u32::MAX as u64 };
-        // A zero the compiler cannot see: ten stores of it are fewer instructions than the
-        // call to memset it would otherwise make for x8-x17.
-        let z = core::hint::black_box(0u64);
+        // without SIMD cost more than the rest of the call (issue 15's profile). The two
+        // widths are two arrays: 32-bit loads of the 32-bit call's registers, no masks.
         #[rustfmt::skip]
-        let call: Regs = [
-            x[0] as u32 as u64, x[1] & m, x[2] & m, x[3] & m, x[4] & m, x[5] & m, x[6] & m, x[7] & m,
-            z, z, z, z, z, z, z, z, z, z,
-        ];
+        let call: Regs = if is_64 {
+            [x[0] as u32 as u64, x[1], x[2], x[3], x[4], x[5], x[6], x[7], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        } else {
+            let w = |r: u64| r as u32 as u64;
+            [w(x[0]), w(x[1]), w(x[2]), w(x[3]), w(x[4]), w(x[5]), w(x[6]), w(x[7]), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        };
         // As `handle`'s `forwarded`: x0-x7 before v1.2; from v1.2 zeros past x7 unless the
         // answer is a DIRECT_RESP2 (README "Result registers"). Copied register by register
         // for the same reason as above (`*x = out` is a call to memcpy).
         #[rustfmt::skip]
         let [o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12, o13, o14, o15, o16, o17] =
-            env.spmc_call(&call);
+            spmc_call(&call);
         #[rustfmt::skip]
         let [x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15, x16, x17] = x;
         (*x0, *x1, *x2, *x3, *x4, *x5, *x6, *x7) = (o0, o1, o2, o3, o4, o5, o6, o7);
-        if version < FfaVersion::V1_2 {
+        if !wide {
             return Some(8);
         }
         if answers::carries_x8_to_x17(o0) {
             (*x8, *x9, *x10, *x11, *x12) = (o8, o9, o10, o11, o12);
             (*x13, *x14, *x15, *x16, *x17) = (o13, o14, o15, o16, o17);
         } else {
+            // A zero the compiler cannot see: ten stores of it are fewer instructions than
+            // the call to memset it would otherwise make.
+            let z = core::hint::black_box(0u64);
             (*x8, *x9, *x10, *x11, *x12) = (z, z, z, z, z);
             (*x13, *x14, *x15, *x16, *x17) = (z, z, z, z, z);
         }
         Some(18)
+    }
+
+    /// FFA_ID_GET (32-bit; the 64-bit ID is not an FF-A call and goes to `handle`, which
+    /// refuses it): FFA_SUCCESS_32 with the host's ID in w2, x0-x7 (DEN0077A v1.2 §13.8).
+    #[inline(never)]
+    fn id_get_in_place(&self, x: &mut Regs) -> Option<usize> {
+        let spmc = self.spmc.as_ref()?;
+        // Fixes the host's version, as `handle` does for every call but FFA_VERSION.
+        self.negotiation.fix();
+        let [x0, x1, x2, x3, x4, x5, x6, x7, ..] = x;
+        (*x0, *x1, *x2) = (abi::FFA_SUCCESS_32 as u64, 0, spmc.host_id as u64);
+        (*x3, *x4, *x5, *x6, *x7) = (0, 0, 0, 0, 0);
+        Some(8)
     }
 }

@@ -20,7 +20,7 @@ use super::answers;
 use super::lifecycle::Holdings;
 use super::mailbox::HostMailbox;
 use super::memory::MemOp;
-use super::version::{FfaVersion, Negotiation, VERSION_NOT_SUPPORTED};
+use super::version::{FfaVersion, HostVersion, VERSION_NOT_SUPPORTED};
 use crate::platform::memmap::Range;
 pub use crate::router::Reply;
 
@@ -143,7 +143,7 @@ const RECEIVED: &[u32] = &[
 
 pub struct FfaProxy {
     spmc: Option<SpmcInfo>,
-    negotiation: Mutex<Negotiation>,
+    negotiation: HostVersion,
     /// The host's buffers. Held across PARTITION_INFO_GET, which also uses warden's own
     /// RX buffer, so it serialises every use of both.
     mailbox: Mutex<Option<HostMailbox>>,
@@ -162,7 +162,7 @@ impl FfaProxy {
     pub fn with(spmc: Option<SpmcInfo>) -> Self {
         Self {
             spmc,
-            negotiation: Mutex::new(Negotiation::default()),
+            negotiation: HostVersion::new(),
             mailbox: Mutex::new(None),
             memory: Mutex::new(MemoryState::default()),
             bitmap: Mutex::new(None),
@@ -203,12 +203,12 @@ impl FfaProxy {
         if f.num == num::VERSION && !f.is_64 {
             let mut r = [0; 18];
             r[0] = match self.spmc {
-                Some(_) => self.negotiation.lock().request(regs[1]),
+                Some(_) => self.negotiation.request(regs[1]),
                 None => VERSION_NOT_SUPPORTED,
             };
             return local(r);
         }
-        let version = self.negotiation.lock().lock();
+        let version = self.negotiation.fix();
         let Some(spmc) = self.spmc.as_ref().filter(|_| self.serves(f, version)) else {
             return refused(regs, FfaError::NotSupported);
         };
@@ -285,7 +285,7 @@ impl FfaProxy {
                 notification_bitmap: self.bitmap.lock().is_some(),
             };
             if held.nothing() {
-                self.negotiation.lock().reopen();
+                self.negotiation.reopen();
             }
             held.nothing()
         };

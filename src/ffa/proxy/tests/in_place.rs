@@ -99,3 +99,35 @@ fn hot_calls_are_served_at_every_version() {
         }
     }
 }
+
+/// The in-place path reads the host's version from `HostVersion`'s atomic once it is
+/// fixed: a reopen (README "Host lifecycle") must clear it, so that the next kernel's
+/// version, not the first kernel's, decides the result registers, and its first direct
+/// request fixes it again.
+#[test]
+fn in_place_direct_request_follows_a_reopened_version() {
+    let (p, mut m) = host(FfaVersion::V1_2, V1_1);
+    let req = with_junk(call(DIRECT_REQ_32, &[0x8001, 0, 10]));
+    let mut x = req;
+    assert_eq!(p.handle_in_place(&mut x, &mut m), 8, "a v1.1 host: x0-x7");
+    assert_eq!(x[8..], req[8..], "a v1.1 host keeps its x8-x17");
+    let version = |p: &FfaProxy, m: &mut Model, v| p.handle(&call(abi::FFA_VERSION, &[v]), m);
+    assert_eq!(
+        version(&p, &mut m, V1_2).regs[0],
+        0xffff_ffff,
+        "fixed at v1.1"
+    );
+    // The host lets go of its buffers, the only thing it held: open again.
+    assert!(is_success(&p.handle(&call(RXTX_UNMAP, &[0]), &mut m)));
+    assert_eq!(version(&p, &mut m, V1_2).regs[0], V1_2);
+    let mut x = req;
+    assert_eq!(
+        p.handle_in_place(&mut x, &mut m),
+        18,
+        "now a v1.2 host: x0-x17"
+    );
+    assert!(x[8..].iter().all(|&r| r == 0), "{x:x?}");
+    // That request fixed v1.2.
+    assert_eq!(version(&p, &mut m, V1_1).regs[0], 0xffff_ffff);
+    assert_eq!(version(&p, &mut m, V1_2).regs[0], V1_2);
+}
