@@ -10,13 +10,15 @@
 use core::fmt;
 
 use aarch64_paging::MapError;
-use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes, UpdatableDescriptor};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use aarch64_paging::descriptor::Stage2Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{MemoryRegion, Stage2};
 
 use alloc::vec::Vec;
 
-use crate::platform::memmap::{HostMemKind, PAGE, PageBitmap, Range};
+use crate::platform::memmap::{HostMemKind, PAGE, PageBitmap, Range, Unlendable};
 
 /// Host IPA bits for a CPU with `pa_bits` of physical address: 40 (1 TiB, a level-0 root)
 /// where the PA range is at least 44 bits, else 39 (a level-1 root). 1 TiB covers QEMU virt's
@@ -75,6 +77,8 @@ pub struct Work {
     pub bitmap_words: u64,
     /// 2 MiB blocks split with break-before-make.
     pub blocks_split: u64,
+    /// Level-3 entries written directly (`PageTableAt`), one per page.
+    pub entries: u64,
 }
 
 pub struct HostStage2 {
@@ -90,27 +94,61 @@ pub struct HostStage2 {
 /// that no 1 GiB block covers it; a lend then only ever splits 2 MiB blocks.
 const RAM_PIECE: u64 = 0x2000_0000;
 const BLOCK: u64 = 0x20_0000;
-/// From this many parts of one lend or reclaim in one split block on, one pass over the
-/// block's entries replaces a table update per part (`HostStage2::flush`).
-const BATCH: usize = 64;
-
-/// The ranges `first..end` of a lend or reclaim that have parts inside one split 2 MiB
-/// block, collected for `HostStage2::flush` (indices, so collecting allocates nothing).
-struct Batch {
-    block: Range,
-    first: usize,
-    end: usize,
+/// How one 2 MiB block of RAM is mapped, as a walk under the stage-2 lock found it.
+#[derive(Clone, Copy, Debug)]
+enum BlockMap {
+    /// By a level-3 table: the block was split before.
+    Pages(PageTableAt),
+    /// By a valid block descriptor: a page lent in it needs a break.
+    Block,
+    /// Not mapped at level 2 or below (wholly lent, say): the library handles it.
+    Other,
 }
 
-impl Batch {
-    fn new() -> Self {
-        Self {
-            block: Range::new(0, 0),
-            first: 0,
-            end: 0,
+/// A level-3 table of the host's stage-2 (512 page entries), by the address of its first
+/// entry. aarch64-paging allocated it (`IdTranslation`, which exposes the address as the
+/// table's physical address) and frees it only in a call that unmaps its whole block;
+/// the users forget a `PageTableAt` at every call into the library, and hold the
+/// `HostStage2` by `&mut` meanwhile, so the table is alive and no one else writes it.
+#[derive(Clone, Copy, Debug)]
+struct PageTableAt(usize);
+
+impl PageTableAt {
+    /// Sets the entries of the pages of `part` (inside `block`, the block this table maps)
+    /// to `entry(page's address)`; returns how many it set. Only valid-to-invalid or
+    /// invalid-to-valid changes of level-3 entries are made through it, which need no
+    /// break-before-make (DDI 0487 D8.16.1); the writes reach the table walker before the
+    /// TLB invalidation that ends the lend or reclaim (its DSB ISHST, D8.16.2).
+    fn write(self, block: Range, part: Range, entry: impl Fn(u64) -> u64) -> u64 {
+        let first = (part.start.saturating_sub(block.start) / PAGE).min(ENTRIES);
+        let end = (part.end.saturating_sub(block.start) / PAGE).min(ENTRIES);
+        for page in first..end {
+            let slot = core::ptr::with_exposed_provenance_mut::<usize>(
+                self.0 + page as usize * size_of::<usize>(),
+            );
+            // SAFETY: `slot` is entry `page` (< 512) of a live level-3 table that this
+            // `HostStage2` owns (see `PageTableAt`); the library keeps its entries as
+            // atomics, so an atomic store is how they are written.
+            let slot = unsafe { AtomicUsize::from_ptr(slot) };
+            slot.store(entry(block.start + page * PAGE) as usize, Ordering::Relaxed);
         }
+        end.saturating_sub(first)
+    }
+
+    /// Unmaps the pages of `part`.
+    fn unmap(self, block: Range, part: Range) -> u64 {
+        self.write(block, part, |_| 0)
+    }
+
+    /// Maps the pages of `part` as host RAM, as the library's own page entries do.
+    fn map_ram(self, block: Range, part: Range) -> u64 {
+        let ram = (attributes(HostMemKind::Ram) | Stage2Attributes::TABLE_OR_PAGE).bits() as u64;
+        self.write(block, part, |pa| pa | ram)
     }
 }
+
+/// Entries in a table with the 4 KiB granule.
+const ENTRIES: u64 = BLOCK / PAGE;
 
 // SAFETY: the tables are only reached through the `Mutex` that owns the `HostStage2`;
 // the raw pointers inside `IdMap` point at heap pages owned by it alone.
@@ -170,21 +208,16 @@ impl HostStage2 {
         self.lent.is_lent(ipa)
     }
 
-    /// Whether `r` lies inside one RAM region of the boot layout.
-    fn is_layout_ram(&self, r: Range) -> bool {
-        self.layout
-            .iter()
-            .any(|(m, k)| *k == HostMemKind::Ram && m.start <= r.start && r.end <= m.end)
-    }
-
     /// Unmaps `ranges` (host RAM being lent), all or nothing.
     ///
     /// A page inside a 2 MiB block that is still mapped whole needs break-before-make
     /// (DDI 0487 D8.16.1): the block is unmapped first, TLBs are invalidated, then what the
     /// host keeps is mapped again in pages. A host access in between faults to EL2, where
     /// `host_may_access` says to retry it. A page of a block already split is unmapped in
-    /// place (a valid page becoming invalid needs no break). Every block is broken at most
-    /// once per lend, and all breaks share one invalidation.
+    /// place (a valid page becoming invalid needs no break): its level-3 entry is written
+    /// directly, the table found by one walk per block (`block_map`). Every block is broken
+    /// at most once per lend, and the whole lend ends with one invalidation of the host's
+    /// translations, before the SPMC hears of the pages.
     pub fn lend(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
         self.record_lent(ranges)?;
         let mut broken: Vec<Range> = Vec::new();
@@ -209,57 +242,46 @@ impl HostStage2 {
     }
 
     /// Marks `ranges` lent, or refuses and marks none: each must be page-aligned host RAM of
-    /// the layout, lent to no one, and apart from the others.
+    /// the layout (inside one RAM range of it, as the lent bitmap's regions are), lent to no
+    /// one, and apart from the others. One pass: a range that overlaps an earlier one of the
+    /// same lend finds its pages marked, as it would another handle's, so the list needs no
+    /// sorting.
     fn record_lent(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
-        for r in ranges {
-            if r.is_empty() || r.start % PAGE != 0 || r.end % PAGE != 0 {
-                return Err(Stage2Error::Unaligned(*r));
+        for (i, r) in ranges.iter().enumerate() {
+            let refused = if r.is_empty() || r.start % PAGE != 0 || r.end % PAGE != 0 {
+                Some(Stage2Error::Unaligned(*r))
+            } else {
+                match self.lent.lend(*r) {
+                    Ok(words) => {
+                        self.work.bitmap_words += words;
+                        None
+                    }
+                    Err(Unlendable::NotRam) => Some(Stage2Error::NotHostRam(*r)),
+                    Err(Unlendable::Lent) => Some(Stage2Error::AlreadyLent(*r)),
+                }
+            };
+            if let Some(e) = refused {
+                // The earlier ranges were free before this lend marked them.
+                for done in ranges.get(..i).unwrap_or_default() {
+                    self.work.bitmap_words += self.lent.set(*done, false);
+                }
+                return Err(e);
             }
-            if !self.is_layout_ram(*r) {
-                return Err(Stage2Error::NotHostRam(*r));
-            }
-        }
-        // The proxy hands them over sorted; anything else is checked on a sorted copy.
-        let sorted = ranges
-            .windows(2)
-            .all(|w| matches!(w, [a, b] if a.start <= b.start));
-        let copy;
-        let ordered = if sorted {
-            ranges
-        } else {
-            let mut v = ranges.to_vec();
-            v.sort_unstable();
-            copy = v;
-            &copy[..]
-        };
-        if let Some([_, b]) = ordered
-            .windows(2)
-            .find(|w| matches!(w, [a, b] if a.end > b.start))
-        {
-            return Err(Stage2Error::AlreadyLent(*b));
-        }
-        for r in ranges {
-            let (any, words) = self.lent.any(*r);
-            self.work.bitmap_words += words;
-            if any {
-                return Err(Stage2Error::AlreadyLent(*r));
-            }
-        }
-        for r in ranges {
-            self.work.bitmap_words += self.lent.set(*r, true);
         }
         Ok(())
     }
 
     fn unmap_lent(&mut self, ranges: &[Range], broken: &mut Vec<Range>) -> Result<(), Stage2Error> {
-        // The last block looked at, and whether it was mapped as one valid block.
-        let mut known: Option<(u64, bool)> = None;
-        let mut batch = Batch::new();
-        for (i, r) in ranges.iter().enumerate() {
+        // The last block looked at and how it is mapped. Nothing below changes that while
+        // it is remembered: the ranges are disjoint (`record_lent`), so no later range
+        // covers the whole block, and a call into the library forgets it.
+        let mut known: Option<(u64, BlockMap)> = None;
+        for r in ranges {
             // Whole blocks in the middle go in one call: an invalid block entry replaces a
             // valid block or a table (aarch64-paging frees the table after invalidating it).
             let inner = Range::new(r.start.next_multiple_of(BLOCK), r.end & !(BLOCK - 1));
             if inner.start < inner.end {
+                known = None;
                 self.unmap(inner)?;
             }
             let head = Range::new(r.start, r.end.min(r.start.next_multiple_of(BLOCK)));
@@ -270,38 +292,35 @@ impl HostStage2 {
                 }
                 let block = part.align_out(BLOCK);
                 if part == block {
+                    known = None;
                     self.unmap(part)?;
                     continue;
                 }
-                // One look at the table per block: the ranges arrive sorted, so the pages
-                // of one block come together, and nothing below changes what it saw
-                // (breaks happen after this loop).
-                let whole = match known {
-                    Some((b, whole)) if b == block.start => whole,
+                let map = match known {
+                    Some((b, map)) if b == block.start => map,
                     _ => {
-                        let whole = self.mapped_as_block(part.start)?;
-                        known = Some((block.start, whole));
-                        whole
+                        let map = self.block_map(block)?;
+                        known = Some((block.start, map));
+                        map
                     }
                 };
-                if whole {
-                    if broken.last() != Some(&block) {
-                        broken.push(block);
+                match map {
+                    BlockMap::Pages(table) => {
+                        self.work.entries += table.unmap(block, part);
                     }
-                } else {
-                    if batch.block != block {
-                        self.flush(ranges, &batch, false)?;
-                        batch = Batch {
-                            block,
-                            first: i,
-                            end: i,
-                        };
+                    // Broken after this loop, all together.
+                    BlockMap::Block => {
+                        if broken.last() != Some(&block) {
+                            broken.push(block);
+                        }
                     }
-                    batch.end = i + 1;
+                    BlockMap::Other => {
+                        known = None;
+                        self.unmap_in_table(part)?;
+                    }
                 }
             }
         }
-        self.flush(ranges, &batch, false)?;
         if broken.is_empty() {
             return Ok(());
         }
@@ -316,22 +335,55 @@ impl HostStage2 {
         invalidate_all();
         // Make: what the host keeps in those blocks, in pages.
         for block in broken.iter() {
-            self.map_host_ram(*block)?;
+            self.remap_broken(*block)?;
         }
         Ok(())
     }
 
-    /// Whether the page at `ipa` is mapped by a valid block descriptor (above level 3),
-    /// which a partial unmap would have to split.
-    fn mapped_as_block(&mut self, ipa: u64) -> Result<bool, Stage2Error> {
+    /// Maps what the host keeps of `block`, just broken (its entry invalid), in pages: the
+    /// first run through the library, which builds the level-3 table, then the other runs
+    /// entry by entry in that table (a library call per run would walk from the root
+    /// each time: a lend of every other page of a block made 256 of them).
+    fn remap_broken(&mut self, block: Range) -> Result<(), Stage2Error> {
+        let mut runs: Vec<Range> = Vec::new();
+        self.work.bitmap_words += self.lent.unlent_runs(block, |run| runs.push(run));
+        let mut table = None;
+        let last = runs.len().saturating_sub(1);
+        for (i, run) in runs.into_iter().enumerate() {
+            match table {
+                Some(table) => self.work.entries += PageTableAt::map_ram(table, block, run),
+                None => {
+                    self.map_ram_quietly(run)?;
+                    if i < last
+                        && let BlockMap::Pages(t) = self.block_map(block)?
+                    {
+                        table = Some(t);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How the 2 MiB block `block` is mapped: one walk of the table from its root.
+    fn block_map(&mut self, block: Range) -> Result<BlockMap, Stage2Error> {
         self.work.walks += 1;
-        let mut block = false;
-        self.map
-            .walk_range(&region(Range::new(ipa, ipa + PAGE)), &mut |_, d, level| {
-                block |= level < 3 && d.is_valid();
+        let mut map = BlockMap::Other;
+        self.map.walk_range(
+            &region(Range::new(block.start, block.start + PAGE)),
+            &mut |_, d, level| {
+                map = if level == 3 {
+                    // The first entry of the level-3 table: `block` is aligned.
+                    BlockMap::Pages(PageTableAt(core::ptr::from_ref(d).expose_provenance()))
+                } else if d.is_valid() {
+                    BlockMap::Block
+                } else {
+                    BlockMap::Other
+                };
                 Ok(())
-            })?;
-        Ok(block)
+            },
+        )?;
+        Ok(map)
     }
 
     /// Unmaps `r` with aarch64-paging's live checks and TLB maintenance: for whole blocks
@@ -342,7 +394,7 @@ impl HostStage2 {
     }
 
     /// Unmaps `r`, which lies inside one 2 MiB block that is not mapped as a valid block
-    /// (`mapped_as_block` said so, under the same lock): only level-3 entries change,
+    /// (`block_map` said so, under the same lock): only entries below the block change,
     /// valid to invalid, which needs no break-before-make, and no table is freed. The TLB
     /// maintenance is the caller's: `lend` ends with `invalidate_all`, before the SPMC
     /// hears of the pages.
@@ -377,105 +429,47 @@ impl HostStage2 {
     /// boot layout that is not lent under another handle is mapped.
     pub fn restore(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
         let mut result = Ok(());
-        let mut batch = Batch::new();
-        for (i, r) in ranges.iter().enumerate() {
+        // As in `unmap_lent`: the last block looked at, forgotten at every library call.
+        let mut known: Option<(u64, BlockMap)> = None;
+        for r in ranges {
             // Only pages of `r` that are lent come back: never another handle's, and a
             // range restored twice (a rollback after a rollback) changes nothing.
-            let (all, words) = self.lent.all(*r);
+            let (all, words) = self.lent.take(*r);
             self.work.bitmap_words += words;
             let block = r.align_out(BLOCK);
             let step = if all && block.len() == BLOCK && *r != block {
-                // Inside one block that the lend split: batched per block.
-                self.work.bitmap_words += self.lent.set(*r, false);
-                let flushed = if batch.block != block {
-                    let f = self.flush(ranges, &batch, true);
-                    batch = Batch {
-                        block,
-                        first: i,
-                        end: i,
-                    };
-                    f
-                } else {
-                    Ok(())
+                // Inside one block, which the lend split (or found split): its level-3
+                // entries, invalid now, become valid pages again.
+                let map = match known {
+                    Some((b, map)) if b == block.start => Ok(map),
+                    _ => self
+                        .block_map(block)
+                        .inspect(|map| known = Some((block.start, *map))),
                 };
-                batch.end = i + 1;
-                flushed.map_err(Stage2Error::from)
-            } else {
-                // Not batched: the batch so far goes first, and the next one starts after
-                // this range (a batch covers consecutive ranges only).
-                let flushed = self.flush(ranges, &batch, true);
-                batch = Batch::new();
-                flushed.map_err(Stage2Error::from).and_then(|()| {
-                    if all {
-                        self.work.bitmap_words += self.lent.set(*r, false);
-                        self.map_ram_quietly(*r).map_err(Stage2Error::from)
-                    } else {
-                        self.map_host_ram(*r)
+                match map {
+                    Ok(BlockMap::Pages(table)) => {
+                        self.work.entries += table.map_ram(block, *r);
+                        Ok(())
                     }
-                })
+                    Ok(_) => {
+                        known = None;
+                        self.map_ram_quietly(*r).map_err(Stage2Error::from)
+                    }
+                    Err(e) => Err(e),
+                }
+            } else if all {
+                known = None;
+                self.map_ram_quietly(*r).map_err(Stage2Error::from)
+            } else {
+                known = None;
+                self.map_host_ram(*r)
             };
             if let Err(e) = step {
                 result = Err(e);
             }
         }
-        if let Err(e) = self.flush(ranges, &batch, true) {
-            result = Err(e.into());
-        }
         invalidate_all();
         result
-    }
-
-    /// Unmaps (`map` false) or maps back as host RAM (`map` true) the parts of the ranges in
-    /// `batch` inside its 2 MiB block, which is split into pages. Few parts go
-    /// one table update each; from `BATCH` on, one pass over the block's 512 entries does
-    /// them all (a lend of scattered pages would otherwise walk the table from the root once
-    /// per page). Only level-3 entries of the parts change, valid to invalid or invalid to
-    /// valid: no break is needed, and the TLBs are the caller's (as `quietly`).
-    fn flush(&mut self, ranges: &[Range], batch: &Batch, map: bool) -> Result<(), MapError> {
-        let block = batch.block;
-        let parts = ranges
-            .get(batch.first..batch.end)
-            .unwrap_or(&[])
-            .iter()
-            .map(|r| Range::new(r.start.max(block.start), r.end.min(block.end)))
-            .filter(|p| !p.is_empty());
-        if batch.end - batch.first < BATCH {
-            for part in parts {
-                if map {
-                    self.map_ram_quietly(part)?;
-                } else {
-                    self.unmap_in_table(part)?;
-                }
-            }
-            return Ok(());
-        }
-        let mut mask = [0u64; (BLOCK / PAGE / 64) as usize];
-        for part in parts {
-            for page in (part.start - block.start) / PAGE..(part.end - block.start) / PAGE {
-                if let Some(w) = mask.get_mut((page / 64) as usize) {
-                    *w |= 1 << (page % 64);
-                }
-            }
-        }
-        self.work.table_updates += 1;
-        let ram = attributes(HostMemKind::Ram) | Stage2Attributes::TABLE_OR_PAGE;
-        let update = |mr: &MemoryRegion, d: &mut UpdatableDescriptor<Stage2Attributes>| {
-            // Anything but a page entry means the block is not split as expected: refuse,
-            // and the lend or reclaim fails whole.
-            if d.level() != 3 {
-                return Err(());
-            }
-            let page = (mr.start().0 as u64).wrapping_sub(block.start) / PAGE;
-            let wanted = mask
-                .get((page / 64) as usize)
-                .is_some_and(|w| w >> (page % 64) & 1 == 1);
-            match (wanted, map) {
-                (false, _) => Ok(()),
-                (true, true) => d.set(PhysicalAddress(mr.start().0), ram),
-                (true, false) => d.set(PhysicalAddress(0), Stage2Attributes::empty()),
-            }
-        };
-        self.quietly(|m| m.modify_range(&region(block), &update))
     }
 
     /// Maps the host's RAM inside `cover`, minus what is lent, as host RAM. Only where

@@ -181,14 +181,21 @@ fn refused_lends_change_nothing() {
 /// lent ranges or none, and with ranges scattered over few or many blocks.
 #[test]
 fn work_per_range_is_bounded() {
-    fn cost(s: &mut HostStage2, ranges: &[Range]) -> u64 {
+    /// (walks, table updates and bitmap words; level-3 entries written directly, less the
+    /// host's pages written back in the blocks broken: at most 512 each) of a lend of
+    /// `ranges` and its reclaim.
+    fn cost(s: &mut HostStage2, ranges: &[Range]) -> (u64, u64) {
         let before = s.work();
         s.lend(ranges).unwrap();
         s.restore(ranges).unwrap();
         let after = s.work();
-        (after.table_updates - before.table_updates)
-            + (after.walks - before.walks)
-            + (after.bitmap_words - before.bitmap_words)
+        (
+            (after.table_updates - before.table_updates)
+                + (after.walks - before.walks)
+                + (after.bitmap_words - before.bitmap_words),
+            (after.entries - before.entries)
+                .saturating_sub(512 * (after.blocks_split - before.blocks_split)),
+        )
     }
     let mut s = stage2();
     // Many lent ranges held under other handles, in the same blocks as the lends below
@@ -198,18 +205,20 @@ fn work_per_range_is_bounded() {
     for n in [16u64, 256, 4000] {
         // Dense: every other page of a region, a few ranges per 2 MiB block.
         let dense = scattered(0x4800_0000, n);
-        let c = cost(&mut s, &dense);
-        assert!(c <= 8 * n + 16, "{n} dense ranges cost {c}");
+        let (c, entries) = cost(&mut s, &dense);
+        assert!(c <= 5 * n + 16, "{n} dense ranges cost {c}");
+        assert!(entries <= 2 * n, "{n} dense ranges wrote {entries} entries");
         // Sparse: one page in each of n blocks (the worst case for splitting).
         let sparse: Vec<Range> = (0..n.min(200))
             .map(|i| Range::new(0x6100_0000 + i * BLOCK, 0x6100_0000 + i * BLOCK + PAGE))
             .collect();
-        let c = cost(&mut s, &sparse);
+        let (c, entries) = cost(&mut s, &sparse);
         assert!(
             c <= 16 * sparse.len() as u64 + 16,
             "{} sparse ranges cost {c}",
             sparse.len()
         );
+        assert!(entries <= 2 * sparse.len() as u64);
     }
     assert_eq!(s.lent_pages(), held.len() as u64);
     for r in &held {

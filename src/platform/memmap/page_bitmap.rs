@@ -28,6 +28,15 @@ impl Region {
     }
 }
 
+/// Why `PageBitmap::lend` refused a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unlendable {
+    /// Empty, or not inside one RAM range of the bitmap.
+    NotRam,
+    /// A page of it is lent already.
+    Lent,
+}
+
 /// The lent-page bitmap. Its size is fixed when it is built (RAM / 32768: 32 KiB for
 /// 1 GiB), so a lend never allocates for it.
 pub struct PageBitmap {
@@ -106,6 +115,77 @@ impl PageBitmap {
             });
         }
         words
+    }
+
+    /// The region that holds all of `r` (non-empty), and the bits `first..end` of its pages.
+    fn holder(&self, r: Range) -> Option<(usize, u64, u64)> {
+        if r.is_empty() {
+            return None;
+        }
+        let i = self
+            .regions
+            .iter()
+            .position(|g| g.ram.start <= r.start && r.end <= g.ram.end)?;
+        let g = self.regions.get(i)?;
+        Some((
+            i,
+            (r.start - g.base) / PAGE,
+            (r.end - g.base).div_ceil(PAGE),
+        ))
+    }
+
+    /// Marks every page of `r` lent, if `r` is inside one RAM range and none of its pages is
+    /// lent yet: one look at each word, then one write. Returns the words touched; on an
+    /// error nothing changed. A lend calls this once per range, so that one range costs one
+    /// pass instead of a check of every range followed by a mark of every range.
+    pub fn lend(&mut self, r: Range) -> Result<u64, Unlendable> {
+        let (i, first, end) = self.holder(r).ok_or(Unlendable::NotRam)?;
+        let Some(g) = self.regions.get_mut(i) else {
+            return Err(Unlendable::NotRam);
+        };
+        let bits = &mut g.bits;
+        let mut free = true;
+        let mut words = Self::for_words(first, end, |w, mask| {
+            free = bits.get(w).is_some_and(|v| v & mask == 0);
+            free
+        });
+        if !free {
+            return Err(Unlendable::Lent);
+        }
+        words += Self::for_words(first, end, |w, mask| {
+            if let Some(v) = bits.get_mut(w) {
+                *v |= mask;
+            }
+            true
+        });
+        Ok(words)
+    }
+
+    /// If every page of `r` is lent (and `r` is non-empty, inside one RAM range), marks them
+    /// not lent: (true, words). Otherwise changes nothing: (false, words read).
+    pub fn take(&mut self, r: Range) -> (bool, u64) {
+        let Some((i, first, end)) = self.holder(r) else {
+            return (false, 0);
+        };
+        let Some(g) = self.regions.get_mut(i) else {
+            return (false, 0);
+        };
+        let bits = &mut g.bits;
+        let mut all = true;
+        let mut words = Self::for_words(first, end, |w, mask| {
+            all = bits.get(w).is_some_and(|v| v & mask == mask);
+            all
+        });
+        if !all {
+            return (false, words);
+        }
+        words += Self::for_words(first, end, |w, mask| {
+            if let Some(v) = bits.get_mut(w) {
+                *v &= !mask;
+            }
+            true
+        });
+        (true, words)
     }
 
     /// (whether a page `r` touches is lent, words read).
