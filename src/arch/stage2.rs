@@ -18,7 +18,7 @@ use aarch64_paging::paging::{MemoryRegion, Stage2};
 
 use alloc::vec::Vec;
 
-use crate::platform::memmap::{HostMemKind, PAGE, PageBitmap, Range, Unlendable};
+use crate::platform::memmap::{HostMemKind, PAGE, PageBitmap, PageMask, Range, Unlendable};
 
 /// Host IPA bits for a CPU with `pa_bits` of physical address: 40 (1 TiB, a level-0 root)
 /// where the PA range is at least 44 bits, else 39 (a level-1 root). 1 TiB covers QEMU virt's
@@ -142,9 +142,41 @@ impl PageTableAt {
 
     /// Maps the pages of `part` as host RAM, as the library's own page entries do.
     fn map_ram(self, block: Range, part: Range) -> u64 {
-        let ram = (attributes(HostMemKind::Ram) | Stage2Attributes::TABLE_OR_PAGE).bits() as u64;
-        self.write(block, part, |pa| pa | ram)
+        self.write(block, part, |pa| pa | ram_page())
     }
+
+    /// Sets the entry of each page of `pages` (in the block this table maps) to
+    /// `entry(page's address)`; returns how many. As `write`.
+    fn write_pages(self, pages: &PageMask, entry: impl Fn(u64) -> u64) -> u64 {
+        let mut n = 0;
+        pages.for_each_index(|page| {
+            let slot = core::ptr::with_exposed_provenance_mut::<usize>(
+                self.0 + (page % ENTRIES) as usize * size_of::<usize>(),
+            );
+            // SAFETY: as in `write`: entry `page % 512` of a live level-3 table this
+            // `HostStage2` owns, written as the atomic the library keeps it as.
+            let slot = unsafe { AtomicUsize::from_ptr(slot) };
+            slot.store(
+                entry(pages.base() + page * PAGE) as usize,
+                Ordering::Relaxed,
+            );
+            n += 1;
+        });
+        n
+    }
+
+    fn unmap_pages(self, pages: &PageMask) -> u64 {
+        self.write_pages(pages, |_| 0)
+    }
+
+    fn map_ram_pages(self, pages: &PageMask) -> u64 {
+        self.write_pages(pages, |pa| pa | ram_page())
+    }
+}
+
+/// A level-3 entry's bits, less the address, for a page of host RAM.
+fn ram_page() -> u64 {
+    (attributes(HostMemKind::Ram) | Stage2Attributes::TABLE_OR_PAGE).bits() as u64
 }
 
 /// Entries in a table with the 4 KiB granule.
@@ -208,30 +240,36 @@ impl HostStage2 {
         self.lent.is_lent(ipa)
     }
 
-    /// Unmaps `ranges` (host RAM being lent), all or nothing.
+    /// Unmaps `ranges` (host RAM being lent), all or nothing: each must be page-aligned
+    /// host RAM of the layout (inside one RAM range of it, as the lent bitmap's regions
+    /// are), lent to no one, and apart from the others.
     ///
     /// A page inside a 2 MiB block that is still mapped whole needs break-before-make
     /// (DDI 0487 D8.16.1): the block is unmapped first, TLBs are invalidated, then what the
     /// host keeps is mapped again in pages. A host access in between faults to EL2, where
     /// `host_may_access` says to retry it. A page of a block already split is unmapped in
     /// place (a valid page becoming invalid needs no break): its level-3 entry is written
-    /// directly, the table found by one walk per block (`block_map`). Every block is broken
-    /// at most once per lend, and the whole lend ends with one invalidation of the host's
-    /// translations, before the SPMC hears of the pages.
+    /// directly. The ranges that fall inside one block one after the other (a lend of
+    /// scattered pages, sorted as the proxy hands them over) go together as one
+    /// `PageMask`: one look at the lent bitmap's words and one walk to the block's table for
+    /// all of them. Every block is broken at most once per lend, and the whole lend ends
+    /// with one invalidation of the host's translations, before the SPMC hears of the pages.
     pub fn lend(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
-        self.record_lent(ranges)?;
         let mut broken: Vec<Range> = Vec::new();
-        let result = self.unmap_lent(ranges, &mut broken);
+        let mut marked = 0;
+        let result = self.lend_ranges(ranges, &mut broken, &mut marked);
         if let Err(e) = result {
-            // Give back everything this lend touched: its ranges and whatever of the broken
-            // blocks the host keeps.
-            for r in ranges {
+            // Give back everything this lend touched: the ranges it marked lent (the
+            // others may be another handle's), and whatever of the broken blocks the host
+            // keeps (a block not broken yet is still mapped whole, which this leaves so).
+            let marked = ranges.get(..marked).unwrap_or_default();
+            for r in marked {
                 self.work.bitmap_words += self.lent.set(*r, false);
             }
             for block in &broken {
                 let _ = self.map_host_ram(*block);
             }
-            for r in ranges {
+            for r in marked {
                 let _ = self.map_host_ram(*r);
             }
             invalidate_all();
@@ -241,86 +279,48 @@ impl HostStage2 {
         Ok(())
     }
 
-    /// Marks `ranges` lent, or refuses and marks none: each must be page-aligned host RAM of
-    /// the layout (inside one RAM range of it, as the lent bitmap's regions are), lent to no
-    /// one, and apart from the others. One pass: a range that overlaps an earlier one of the
-    /// same lend finds its pages marked, as it would another handle's, so the list needs no
-    /// sorting.
-    fn record_lent(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
+    /// `lend` but for the rollback: on an error, `ranges[..*marked]` are marked lent (and
+    /// perhaps unmapped), the rest are not marked by this lend.
+    fn lend_ranges(
+        &mut self,
+        ranges: &[Range],
+        broken: &mut Vec<Range>,
+        marked: &mut usize,
+    ) -> Result<(), Stage2Error> {
+        // The pages of `ranges[first..i]`, all inside one block, not marked yet.
+        let mut batch = PageMask::new(0);
+        let mut first = 0;
         for (i, r) in ranges.iter().enumerate() {
-            let refused = if r.is_empty() || r.start % PAGE != 0 || r.end % PAGE != 0 {
-                Some(Stage2Error::Unaligned(*r))
-            } else {
-                match self.lent.lend(*r) {
-                    Ok(words) => {
-                        self.work.bitmap_words += words;
-                        None
-                    }
-                    Err(Unlendable::NotRam) => Some(Stage2Error::NotHostRam(*r)),
-                    Err(Unlendable::Lent) => Some(Stage2Error::AlreadyLent(*r)),
-                }
-            };
-            if let Some(e) = refused {
-                // The earlier ranges were free before this lend marked them.
-                for done in ranges.get(..i).unwrap_or_default() {
-                    self.work.bitmap_words += self.lent.set(*done, false);
-                }
-                return Err(e);
+            if r.is_empty() || r.start % PAGE != 0 || r.end % PAGE != 0 {
+                return Err(Stage2Error::Unaligned(*r));
             }
+            let block = r.align_out(BLOCK);
+            if block.len() == BLOCK && *r != block {
+                if batch.is_empty() || batch.base() != block.start {
+                    let pending = ranges.get(first..i).unwrap_or_default();
+                    self.lend_batch(&batch, pending, broken)?;
+                    *marked = i;
+                    batch = PageMask::new(block.start);
+                    first = i;
+                }
+                if !batch.add(*r) {
+                    // It overlaps an earlier range of this lend.
+                    return Err(Stage2Error::AlreadyLent(*r));
+                }
+                continue;
+            }
+            let pending = ranges.get(first..i).unwrap_or_default();
+            self.lend_batch(&batch, pending, broken)?;
+            batch = PageMask::new(0);
+            *marked = i;
+            self.mark_lent(*r)?;
+            *marked = i + 1;
+            first = i + 1;
+            self.unmap_lent(*r, broken)?;
         }
-        Ok(())
-    }
-
-    fn unmap_lent(&mut self, ranges: &[Range], broken: &mut Vec<Range>) -> Result<(), Stage2Error> {
-        // The last block looked at and how it is mapped. Nothing below changes that while
-        // it is remembered: the ranges are disjoint (`record_lent`), so no later range
-        // covers the whole block, and a call into the library forgets it.
-        let mut known: Option<(u64, BlockMap)> = None;
-        for r in ranges {
-            // Whole blocks in the middle go in one call: an invalid block entry replaces a
-            // valid block or a table (aarch64-paging frees the table after invalidating it).
-            let inner = Range::new(r.start.next_multiple_of(BLOCK), r.end & !(BLOCK - 1));
-            if inner.start < inner.end {
-                known = None;
-                self.unmap(inner)?;
-            }
-            let head = Range::new(r.start, r.end.min(r.start.next_multiple_of(BLOCK)));
-            let tail = Range::new(head.end.max(r.end & !(BLOCK - 1)), r.end);
-            for part in [head, tail] {
-                if part.is_empty() {
-                    continue;
-                }
-                let block = part.align_out(BLOCK);
-                if part == block {
-                    known = None;
-                    self.unmap(part)?;
-                    continue;
-                }
-                let map = match known {
-                    Some((b, map)) if b == block.start => map,
-                    _ => {
-                        let map = self.block_map(block)?;
-                        known = Some((block.start, map));
-                        map
-                    }
-                };
-                match map {
-                    BlockMap::Pages(table) => {
-                        self.work.entries += table.unmap(block, part);
-                    }
-                    // Broken after this loop, all together.
-                    BlockMap::Block => {
-                        if broken.last() != Some(&block) {
-                            broken.push(block);
-                        }
-                    }
-                    BlockMap::Other => {
-                        known = None;
-                        self.unmap_in_table(part)?;
-                    }
-                }
-            }
-        }
+        let pending = ranges.get(first..).unwrap_or_default();
+        self.lend_batch(&batch, pending, broken)?;
+        *marked = ranges.len();
         if broken.is_empty() {
             return Ok(());
         }
@@ -336,6 +336,94 @@ impl HostStage2 {
         // Make: what the host keeps in those blocks, in pages.
         for block in broken.iter() {
             self.remap_broken(*block)?;
+        }
+        Ok(())
+    }
+
+    /// Marks one range lent, or says why not and marks nothing.
+    fn mark_lent(&mut self, r: Range) -> Result<(), Stage2Error> {
+        match self.lent.lend(r) {
+            Ok(words) => {
+                self.work.bitmap_words += words;
+                Ok(())
+            }
+            Err(Unlendable::NotRam) => Err(Stage2Error::NotHostRam(r)),
+            Err(Unlendable::Lent) => Err(Stage2Error::AlreadyLent(r)),
+        }
+    }
+
+    /// Marks the pages of `batch` (those of `ranges`, inside one block) lent and unmaps
+    /// them, or marks none and says why.
+    fn lend_batch(
+        &mut self,
+        batch: &PageMask,
+        ranges: &[Range],
+        broken: &mut Vec<Range>,
+    ) -> Result<(), Stage2Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (all, words) = self.lent.lend_pages(batch);
+        self.work.bitmap_words += words;
+        if !all {
+            // Range by range, to name the one refused (or, at the edge of a RAM range, to
+            // mark them where the batch could not).
+            for (j, r) in ranges.iter().enumerate() {
+                if let Err(e) = self.mark_lent(*r) {
+                    for done in ranges.get(..j).unwrap_or_default() {
+                        self.work.bitmap_words += self.lent.set(*done, false);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let block = Range::new(batch.base(), batch.base() + BLOCK);
+        match self.block_map(block)? {
+            BlockMap::Pages(table) => self.work.entries += table.unmap_pages(batch),
+            // Broken after all the ranges are marked, all together.
+            BlockMap::Block => {
+                if broken.last() != Some(&block) {
+                    broken.push(block);
+                }
+            }
+            BlockMap::Other => {
+                for r in ranges {
+                    self.unmap_in_table(*r)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmaps the range `r`, marked lent, that is not inside one block: whole blocks
+    /// through the library, the parts at either end in their blocks.
+    fn unmap_lent(&mut self, r: Range, broken: &mut Vec<Range>) -> Result<(), Stage2Error> {
+        // Whole blocks in the middle go in one call: an invalid block entry replaces a
+        // valid block or a table (aarch64-paging frees the table after invalidating it).
+        let inner = Range::new(r.start.next_multiple_of(BLOCK), r.end & !(BLOCK - 1));
+        if inner.start < inner.end {
+            self.unmap(inner)?;
+        }
+        let head = Range::new(r.start, r.end.min(r.start.next_multiple_of(BLOCK)));
+        let tail = Range::new(head.end.max(r.end & !(BLOCK - 1)), r.end);
+        for part in [head, tail] {
+            if part.is_empty() {
+                continue;
+            }
+            let block = part.align_out(BLOCK);
+            if part == block {
+                self.unmap(part)?;
+                continue;
+            }
+            match self.block_map(block)? {
+                BlockMap::Pages(table) => self.work.entries += table.unmap(block, part),
+                BlockMap::Block => {
+                    if broken.last() != Some(&block) {
+                        broken.push(block);
+                    }
+                }
+                BlockMap::Other => self.unmap_in_table(part)?,
+            }
         }
         Ok(())
     }
@@ -426,50 +514,82 @@ impl HostStage2 {
     }
 
     /// Maps `ranges` back to the host (a reclaim, or a lend undone). Only host RAM of the
-    /// boot layout that is not lent under another handle is mapped.
+    /// boot layout that is not lent under another handle is mapped. As in `lend`, the
+    /// ranges inside one block that come one after the other go together.
     pub fn restore(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
         let mut result = Ok(());
-        // As in `unmap_lent`: the last block looked at, forgotten at every library call.
-        let mut known: Option<(u64, BlockMap)> = None;
-        for r in ranges {
-            // Only pages of `r` that are lent come back: never another handle's, and a
-            // range restored twice (a rollback after a rollback) changes nothing.
-            let (all, words) = self.lent.take(*r);
-            self.work.bitmap_words += words;
-            let block = r.align_out(BLOCK);
-            let step = if all && block.len() == BLOCK && *r != block {
-                // Inside one block, which the lend split (or found split): its level-3
-                // entries, invalid now, become valid pages again.
-                let map = match known {
-                    Some((b, map)) if b == block.start => Ok(map),
-                    _ => self
-                        .block_map(block)
-                        .inspect(|map| known = Some((block.start, *map))),
-                };
-                match map {
-                    Ok(BlockMap::Pages(table)) => {
-                        self.work.entries += table.map_ram(block, *r);
-                        Ok(())
-                    }
-                    Ok(_) => {
-                        known = None;
-                        self.map_ram_quietly(*r).map_err(Stage2Error::from)
-                    }
-                    Err(e) => Err(e),
-                }
-            } else if all {
-                known = None;
-                self.map_ram_quietly(*r).map_err(Stage2Error::from)
-            } else {
-                known = None;
-                self.map_host_ram(*r)
-            };
+        let mut keep = |step: Result<(), Stage2Error>| {
             if let Err(e) = step {
                 result = Err(e);
             }
+        };
+        let mut batch = PageMask::new(0);
+        let mut first = 0;
+        for (i, r) in ranges.iter().enumerate() {
+            let block = r.align_out(BLOCK);
+            if block.len() == BLOCK && *r != block {
+                if !batch.is_empty() && batch.base() == block.start && batch.add(*r) {
+                    continue;
+                }
+                let pending = ranges.get(first..i).unwrap_or_default();
+                keep(self.restore_batch(&batch, pending));
+                batch = PageMask::new(block.start);
+                first = i;
+                if batch.add(*r) {
+                    continue;
+                }
+            }
+            let pending = ranges.get(first..i).unwrap_or_default();
+            keep(self.restore_batch(&batch, pending));
+            batch = PageMask::new(0);
+            first = i + 1;
+            keep(self.restore_one(*r));
         }
+        let pending = ranges.get(first..).unwrap_or_default();
+        keep(self.restore_batch(&batch, pending));
         invalidate_all();
         result
+    }
+
+    /// Maps the pages of `batch` (those of `ranges`, inside one block) back if all are
+    /// lent; otherwise goes range by range.
+    fn restore_batch(&mut self, batch: &PageMask, ranges: &[Range]) -> Result<(), Stage2Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (all, words) = self.lent.take_pages(batch);
+        self.work.bitmap_words += words;
+        if !all {
+            let mut result = Ok(());
+            for r in ranges {
+                if let Err(e) = self.restore_one(*r) {
+                    result = Err(e);
+                }
+            }
+            return result;
+        }
+        let block = Range::new(batch.base(), batch.base() + BLOCK);
+        if let BlockMap::Pages(table) = self.block_map(block)? {
+            // Invalid entries (the lend unmapped them) become valid pages again.
+            self.work.entries += table.map_ram_pages(batch);
+            return Ok(());
+        }
+        for r in ranges {
+            self.map_ram_quietly(*r)?;
+        }
+        Ok(())
+    }
+
+    /// Maps one range back: only the pages of `r` that are lent come back, never another
+    /// handle's, and a range restored twice (a rollback after a rollback) changes nothing.
+    fn restore_one(&mut self, r: Range) -> Result<(), Stage2Error> {
+        let (all, words) = self.lent.take(r);
+        self.work.bitmap_words += words;
+        if all {
+            self.map_ram_quietly(r).map_err(Stage2Error::from)
+        } else {
+            self.map_host_ram(r)
+        }
     }
 
     /// Maps the host's RAM inside `cover`, minus what is lent, as host RAM. Only where

@@ -28,6 +28,90 @@ impl Region {
     }
 }
 
+/// A set of pages inside one window of 512 pages (one 2 MiB block, as the stage-2 and the
+/// DMA table split them), as 8 words of bits: the pages of the ranges of one lend or
+/// reclaim that fall in one block, gathered so that the bitmap and the block's level-3
+/// table are each touched once for all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageMask {
+    /// The window's first page; a multiple of `WINDOW`.
+    base: u64,
+    words: [u64; WORDS],
+    /// The lowest and highest page (exclusive) added.
+    span: Range,
+}
+
+const WORDS: usize = 8;
+/// Pages in a `PageMask`'s window.
+pub const WINDOW_PAGES: u64 = WORDS as u64 * 64;
+/// The bytes a `PageMask`'s window covers (2 MiB).
+pub const WINDOW: u64 = WINDOW_PAGES * PAGE;
+
+impl PageMask {
+    /// An empty set in the window that holds `addr`.
+    pub fn new(addr: u64) -> Self {
+        Self {
+            base: addr & !(WINDOW - 1),
+            words: [0; WORDS],
+            span: Range::new(u64::MAX, 0),
+        }
+    }
+
+    /// The window's first address.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.span.is_empty()
+    }
+
+    /// The lowest to the highest page of the set (empty if the set is).
+    pub fn span(&self) -> Range {
+        self.span
+    }
+
+    /// Adds the pages of `r` (page-aligned, non-empty); false, and nothing added, if `r`
+    /// leaves the window or holds a page already in the set.
+    pub fn add(&mut self, r: Range) -> bool {
+        if r.is_empty() || r.start < self.base || r.end > self.base + WINDOW {
+            return false;
+        }
+        let (first, end) = (
+            (r.start - self.base) / PAGE,
+            (r.end - self.base).div_ceil(PAGE),
+        );
+        let words = &mut self.words;
+        let mut free = true;
+        PageBitmap::for_words(first, end, |w, mask| {
+            free = words.get(w).is_some_and(|v| v & mask == 0);
+            free
+        });
+        if !free {
+            return false;
+        }
+        PageBitmap::for_words(first, end, |w, mask| {
+            if let Some(v) = words.get_mut(w) {
+                *v |= mask;
+            }
+            true
+        });
+        self.span = Range::new(self.span.start.min(r.start), self.span.end.max(r.end));
+        true
+    }
+
+    /// Calls `f` with the index in the window (0..512) of each page in the set, in order.
+    pub fn for_each_index(&self, mut f: impl FnMut(u64)) {
+        for (k, &word) in self.words.iter().enumerate() {
+            let mut w = word;
+            while w != 0 {
+                f(k as u64 * 64 + u64::from(w.trailing_zeros()));
+                w &= w - 1;
+            }
+        }
+    }
+}
+
 /// Why `PageBitmap::lend` refused a range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unlendable {
@@ -186,6 +270,65 @@ impl PageBitmap {
             true
         });
         (true, words)
+    }
+
+    /// The bitmap words that hold the pages of `m`'s span, and the words of `m` that go
+    /// with them, when all of its pages lie in one RAM range whose bits line up with the
+    /// window (which starts on a multiple of 64 pages there); `None` otherwise, which the
+    /// callers meet only at the edges of RAM ranges and answer range by range.
+    fn window_of<'a>(&'a mut self, m: &'a PageMask) -> Option<(&'a mut [u64], &'a [u64])> {
+        let span = m.span();
+        if span.is_empty() {
+            return None;
+        }
+        let g = self
+            .regions
+            .iter_mut()
+            .find(|g| g.ram.start <= span.start && span.end <= g.ram.end)?;
+        let offset = m.base().checked_sub(g.base)? / PAGE;
+        if offset % 64 != 0 {
+            return None;
+        }
+        // The words of the window that the span touches.
+        let lo = ((span.start - m.base()) / PAGE / 64) as usize;
+        let hi = ((span.end - m.base()).div_ceil(PAGE).div_ceil(64) as usize).min(WORDS);
+        let first = (offset / 64) as usize;
+        let bits = g.bits.get_mut(first + lo..first + hi)?;
+        let words = m.words.get(lo..hi)?;
+        Some((bits, words))
+    }
+
+    /// Marks the pages of `m` lent if none is yet and all lie in one RAM range lined up
+    /// with the window: (true, words). Otherwise (false, words read) and nothing changed;
+    /// the caller then lends range by range (`lend`), which says why.
+    pub fn lend_pages(&mut self, m: &PageMask) -> (bool, u64) {
+        let Some((bits, words)) = self.window_of(m) else {
+            return (false, 0);
+        };
+        let n = words.len() as u64;
+        if bits.iter().zip(words).any(|(v, w)| v & w != 0) {
+            return (false, n);
+        }
+        for (v, w) in bits.iter_mut().zip(words) {
+            *v |= w;
+        }
+        (true, 2 * n)
+    }
+
+    /// Marks the pages of `m` not lent if every one is lent (in one RAM range lined up with
+    /// the window): (true, words). Otherwise (false, words read) and nothing changed.
+    pub fn take_pages(&mut self, m: &PageMask) -> (bool, u64) {
+        let Some((bits, words)) = self.window_of(m) else {
+            return (false, 0);
+        };
+        let n = words.len() as u64;
+        if bits.iter().zip(words).any(|(v, w)| v & w != *w) {
+            return (false, n);
+        }
+        for (v, w) in bits.iter_mut().zip(words) {
+            *v &= !w;
+        }
+        (true, 2 * n)
     }
 
     /// (whether a page `r` touches is lent, words read).
