@@ -73,6 +73,7 @@ impl PageMask {
 
     /// Adds the pages of `r` (page-aligned, non-empty); false, and nothing added, if `r`
     /// leaves the window or holds a page already in the set.
+    #[inline]
     pub fn add(&mut self, r: Range) -> bool {
         if r.is_empty() || r.start < self.base || r.end > self.base + WINDOW {
             return false;
@@ -81,23 +82,42 @@ impl PageMask {
             (r.start - self.base) / PAGE,
             (r.end - self.base).div_ceil(PAGE),
         );
+        let added = if end - first == 1 {
+            // One page, the common constituent: one bit.
+            let bit = 1u64 << (first % 64);
+            match self.words.get_mut((first / 64) as usize) {
+                Some(v) if *v & bit == 0 => {
+                    *v |= bit;
+                    true
+                }
+                _ => false,
+            }
+        } else {
+            self.add_pages(first, end)
+        };
+        if added {
+            self.span = Range::new(self.span.start.min(r.start), self.span.end.max(r.end));
+        }
+        added
+    }
+
+    /// `add` for the pages `first..end` of the window.
+    fn add_pages(&mut self, first: u64, end: u64) -> bool {
         let words = &mut self.words;
         let mut free = true;
         PageBitmap::for_words(first, end, |w, mask| {
             free = words.get(w).is_some_and(|v| v & mask == 0);
             free
         });
-        if !free {
-            return false;
+        if free {
+            PageBitmap::for_words(first, end, |w, mask| {
+                if let Some(v) = words.get_mut(w) {
+                    *v |= mask;
+                }
+                true
+            });
         }
-        PageBitmap::for_words(first, end, |w, mask| {
-            if let Some(v) = words.get_mut(w) {
-                *v |= mask;
-            }
-            true
-        });
-        self.span = Range::new(self.span.start.min(r.start), self.span.end.max(r.end));
-        true
+        free
     }
 
     /// Calls `f` with the index in the window (0..512) of each page in the set, in order.
