@@ -225,3 +225,65 @@ fn work_per_range_is_bounded() {
         assert!(!s.host_may_access(r.start));
     }
 }
+
+/// A lend refused after some of its ranges were marked and unmapped (batches of pages in
+/// split blocks, a batch in a block still mapped whole, a range across blocks) gives all of
+/// them back and changes nothing else; so does one whose overlap shows only in a later batch
+/// of the same block.
+#[test]
+fn lends_refused_half_way_change_nothing() {
+    let mut s = stage2();
+    let split = 0x4a00_0000;
+    let whole = 0x4a40_0000;
+    // Split `split` with another handle's page, which stays lent throughout.
+    let other = Range::new(split + 3 * PAGE, split + 4 * PAGE);
+    s.lend(&[other]).unwrap();
+    let held = Range::new(0x4b00_0000, 0x4b00_1000);
+    s.lend(&[held]).unwrap();
+    let snapshot = |s: &HostStage2| -> Vec<Option<usize>> {
+        (0..1024)
+            .map(|p| leaf(s, split + p * PAGE))
+            .chain([leaf(s, 0x4a7f_f000), leaf(s, 0x4a80_0000)])
+            .collect()
+    };
+    let before = snapshot(&s);
+    let pages = s.lent_pages();
+    let mut list = scattered(split + 4 * PAGE, 100);
+    list.extend(scattered(whole, 100));
+    list.push(Range::new(0x4a7f_f000, 0x4a80_2000));
+    list.push(held);
+    assert_eq!(s.lend(&list), Err(Stage2Error::AlreadyLent(held)));
+    assert_eq!(s.lent_pages(), pages);
+    assert_eq!(snapshot(&s), before);
+    assert_eq!(leaf(&s, whole), Some(2), "the whole block was not broken");
+    // Unsorted: the second batch in `split` overlaps the first.
+    let mut list = scattered(split + 4 * PAGE, 10);
+    list.extend(scattered(whole, 10));
+    list.push(Range::new(split + 8 * PAGE, split + 9 * PAGE));
+    assert_eq!(
+        s.lend(&list),
+        Err(Stage2Error::AlreadyLent(Range::new(
+            split + 8 * PAGE,
+            split + 9 * PAGE
+        )))
+    );
+    assert_eq!(s.lent_pages(), pages);
+    assert_eq!(snapshot(&s), before);
+    // Another handle's page inside a batch: refused by the batch, named range by range.
+    let mut list = scattered(split, 10);
+    list.push(other);
+    list.sort_unstable();
+    assert_eq!(s.lend(&list), Err(Stage2Error::AlreadyLent(other)));
+    assert_eq!(s.lent_pages(), pages);
+    assert_eq!(snapshot(&s), before);
+    // The same lend without the refused range goes through, and comes back.
+    let list = scattered(split + 4 * PAGE, 100);
+    s.lend(&list).unwrap();
+    for r in &list {
+        assert_eq!(leaf(&s, r.start), None);
+        assert_eq!(leaf(&s, r.end), Some(3));
+    }
+    s.restore(&list).unwrap();
+    assert_eq!(snapshot(&s), before);
+    assert_eq!(s.lent_pages(), pages);
+}
