@@ -10,15 +10,15 @@
 use core::fmt;
 
 use aarch64_paging::MapError;
-use core::sync::atomic::{AtomicUsize, Ordering};
-
 use aarch64_paging::descriptor::Stage2Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{MemoryRegion, Stage2};
 
 use alloc::vec::Vec;
 
-use crate::platform::memmap::{HostMemKind, PAGE, PageBitmap, PageMask, Range, Unlendable};
+use crate::platform::memmap::{
+    HostMemKind, PAGE, PageBitmap, PageEntries, PageMask, Range, Unlendable,
+};
 
 /// Host IPA bits for a CPU with `pa_bits` of physical address: 40 (1 TiB, a level-0 root)
 /// where the PA range is at least 44 bits, else 39 (a level-1 root). 1 TiB covers QEMU virt's
@@ -77,7 +77,7 @@ pub struct Work {
     pub bitmap_words: u64,
     /// 2 MiB blocks split with break-before-make.
     pub blocks_split: u64,
-    /// Level-3 entries written directly (`PageTableAt`), one per page.
+    /// Level-3 entries written in place (`PageEntries`), one per page.
     pub entries: u64,
 }
 
@@ -98,89 +98,17 @@ const BLOCK: u64 = 0x20_0000;
 #[derive(Clone, Copy, Debug)]
 enum BlockMap {
     /// By a level-3 table: the block was split before.
-    Pages(PageTableAt),
+    Pages(PageEntries),
     /// By a valid block descriptor: a page lent in it needs a break.
     Block,
     /// Not mapped at level 2 or below (wholly lent, say): the library handles it.
     Other,
 }
 
-/// A level-3 table of the host's stage-2 (512 page entries), by the address of its first
-/// entry. aarch64-paging allocated it (`IdTranslation`, which exposes the address as the
-/// table's physical address) and frees it only in a call that unmaps its whole block;
-/// the users forget a `PageTableAt` at every call into the library, and hold the
-/// `HostStage2` by `&mut` meanwhile, so the table is alive and no one else writes it.
-#[derive(Clone, Copy, Debug)]
-struct PageTableAt(usize);
-
-impl PageTableAt {
-    /// Sets the entries of the pages of `part` (inside `block`, the block this table maps)
-    /// to `entry(page's address)`; returns how many it set. Only valid-to-invalid or
-    /// invalid-to-valid changes of level-3 entries are made through it, which need no
-    /// break-before-make (DDI 0487 D8.16.1); the writes reach the table walker before the
-    /// TLB invalidation that ends the lend or reclaim (its DSB ISHST, D8.16.2).
-    fn write(self, block: Range, part: Range, entry: impl Fn(u64) -> u64) -> u64 {
-        let first = (part.start.saturating_sub(block.start) / PAGE).min(ENTRIES);
-        let end = (part.end.saturating_sub(block.start) / PAGE).min(ENTRIES);
-        for page in first..end {
-            let slot = core::ptr::with_exposed_provenance_mut::<usize>(
-                self.0 + page as usize * size_of::<usize>(),
-            );
-            // SAFETY: `slot` is entry `page` (< 512) of a live level-3 table that this
-            // `HostStage2` owns (see `PageTableAt`); the library keeps its entries as
-            // atomics, so an atomic store is how they are written.
-            let slot = unsafe { AtomicUsize::from_ptr(slot) };
-            slot.store(entry(block.start + page * PAGE) as usize, Ordering::Relaxed);
-        }
-        end.saturating_sub(first)
-    }
-
-    /// Unmaps the pages of `part`.
-    fn unmap(self, block: Range, part: Range) -> u64 {
-        self.write(block, part, |_| 0)
-    }
-
-    /// Maps the pages of `part` as host RAM, as the library's own page entries do.
-    fn map_ram(self, block: Range, part: Range) -> u64 {
-        self.write(block, part, |pa| pa | ram_page())
-    }
-
-    /// Sets the entry of each page of `pages` (in the block this table maps) to
-    /// `entry(page's address)`; returns how many. As `write`.
-    fn write_pages(self, pages: &PageMask, entry: impl Fn(u64) -> u64) -> u64 {
-        let mut n = 0;
-        pages.for_each_index(|page| {
-            let slot = core::ptr::with_exposed_provenance_mut::<usize>(
-                self.0 + (page % ENTRIES) as usize * size_of::<usize>(),
-            );
-            // SAFETY: as in `write`: entry `page % 512` of a live level-3 table this
-            // `HostStage2` owns, written as the atomic the library keeps it as.
-            let slot = unsafe { AtomicUsize::from_ptr(slot) };
-            slot.store(
-                entry(pages.base() + page * PAGE) as usize,
-                Ordering::Relaxed,
-            );
-            n += 1;
-        });
-        n
-    }
-
-    fn unmap_pages(self, pages: &PageMask) -> u64 {
-        self.write_pages(pages, |_| 0)
-    }
-
-    fn map_ram_pages(self, pages: &PageMask) -> u64 {
-        self.write_pages(pages, |pa| pa | ram_page())
-    }
-}
-
 /// A level-3 entry's bits, less the address, for a page of host RAM.
-fn ram_page() -> u64 {
-    (attributes(HostMemKind::Ram) | Stage2Attributes::TABLE_OR_PAGE).bits() as u64
+fn ram_page(pa: u64) -> u64 {
+    pa | (attributes(HostMemKind::Ram) | Stage2Attributes::TABLE_OR_PAGE).bits() as u64
 }
-
-/// Entries in a table with the 4 KiB granule.
-const ENTRIES: u64 = BLOCK / PAGE;
 
 // SAFETY: the tables are only reached through the `Mutex` that owns the `HostStage2`;
 // the raw pointers inside `IdMap` point at heap pages owned by it alone.
@@ -379,7 +307,7 @@ impl HostStage2 {
         }
         let block = Range::new(batch.base(), batch.base() + BLOCK);
         match self.block_map(block)? {
-            BlockMap::Pages(table) => self.work.entries += table.unmap_pages(batch),
+            BlockMap::Pages(table) => self.work.entries += table.set_pages(batch, |_| 0),
             // Broken after all the ranges are marked, all together.
             BlockMap::Block => {
                 if broken.last() != Some(&block) {
@@ -416,7 +344,7 @@ impl HostStage2 {
                 continue;
             }
             match self.block_map(block)? {
-                BlockMap::Pages(table) => self.work.entries += table.unmap(block, part),
+                BlockMap::Pages(table) => self.work.entries += table.set_range(part, |_| 0),
                 BlockMap::Block => {
                     if broken.last() != Some(&block) {
                         broken.push(block);
@@ -435,11 +363,11 @@ impl HostStage2 {
     fn remap_broken(&mut self, block: Range) -> Result<(), Stage2Error> {
         let mut runs: Vec<Range> = Vec::new();
         self.work.bitmap_words += self.lent.unlent_runs(block, |run| runs.push(run));
-        let mut table = None;
+        let mut table: Option<PageEntries> = None;
         let last = runs.len().saturating_sub(1);
         for (i, run) in runs.into_iter().enumerate() {
             match table {
-                Some(table) => self.work.entries += PageTableAt::map_ram(table, block, run),
+                Some(table) => self.work.entries += table.set_range(run, ram_page),
                 None => {
                     self.map_ram_quietly(run)?;
                     if i < last
@@ -461,8 +389,12 @@ impl HostStage2 {
             &region(Range::new(block.start, block.start + PAGE)),
             &mut |_, d, level| {
                 map = if level == 3 {
-                    // The first entry of the level-3 table: `block` is aligned.
-                    BlockMap::Pages(PageTableAt(core::ptr::from_ref(d).expose_provenance()))
+                    let first = core::ptr::from_ref(d).expose_provenance();
+                    // SAFETY: `d` is entry 0 (`block` is aligned) of the level-3 table that
+                    // maps `block`, allocated by `IdTranslation` (which exposes its address);
+                    // the users hold `self` by `&mut` and forget the value at every call
+                    // into the library, which alone could free the table.
+                    BlockMap::Pages(unsafe { PageEntries::new(first, block.start) })
                 } else if d.is_valid() {
                     BlockMap::Block
                 } else {
@@ -571,7 +503,7 @@ impl HostStage2 {
         let block = Range::new(batch.base(), batch.base() + BLOCK);
         if let BlockMap::Pages(table) = self.block_map(block)? {
             // Invalid entries (the lend unmapped them) become valid pages again.
-            self.work.entries += table.map_ram_pages(batch);
+            self.work.entries += table.set_pages(batch, ram_page);
             return Ok(());
         }
         for r in ranges {

@@ -132,6 +132,69 @@ impl PageMask {
     }
 }
 
+/// The 512 entries of a level-3 translation table (4 KiB granule, 8-byte entries) that maps
+/// one `PageMask` window, written in place: what a lend or reclaim of pages in a block that
+/// is already split changes, without a walk from the root per page. Only level-3 entries
+/// going from valid to invalid or back are written through it, which needs no
+/// break-before-make (DDI 0487 D8.16.1, IHI 0070 §3.21.1); the TLB or SMMU invalidation
+/// that ends the lend follows, after a DSB that makes the writes visible to the walker.
+#[derive(Clone, Copy, Debug)]
+pub struct PageEntries {
+    first: usize,
+    base: u64,
+}
+
+impl PageEntries {
+    /// The table whose entry 0 is at address `first` and which maps the window at `base`.
+    ///
+    /// # Safety
+    ///
+    /// `first` is the address of entry 0 of a live level-3 table that maps the 2 MiB at
+    /// `base` (a multiple of `WINDOW`); the table library that owns it keeps its entries
+    /// as atomics and exposed the table's address (aarch64-paging's translations hand it
+    /// out as the table's physical address); and while the value is used, the table stays
+    /// allocated and nothing else writes it: its owner holds the library by `&mut` and
+    /// forgets the value at every call into the library.
+    pub unsafe fn new(first: usize, base: u64) -> Self {
+        Self { first, base }
+    }
+
+    fn store(self, index: u64, value: u64) {
+        let slot = core::ptr::with_exposed_provenance_mut::<usize>(
+            self.first + (index % WINDOW_PAGES) as usize * size_of::<usize>(),
+        );
+        // SAFETY: entry `index % 512` of the table `new`'s caller vouched for, written as
+        // the atomic its library keeps it as.
+        let slot = unsafe { core::sync::atomic::AtomicUsize::from_ptr(slot) };
+        slot.store(value as usize, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets the entry of each page of `part` (clipped to the window) to `entry(page's
+    /// address)`; returns how many it set.
+    pub fn set_range(self, part: Range, entry: impl Fn(u64) -> u64) -> u64 {
+        let first = (part.start.saturating_sub(self.base) / PAGE).min(WINDOW_PAGES);
+        let end = (part.end.saturating_sub(self.base) / PAGE).min(WINDOW_PAGES);
+        for index in first..end {
+            self.store(index, entry(self.base + index * PAGE));
+        }
+        end.saturating_sub(first)
+    }
+
+    /// Sets the entry of each page of `pages` to `entry(page's address)`; returns how many
+    /// it set (none if `pages` is another window's).
+    pub fn set_pages(self, pages: &PageMask, entry: impl Fn(u64) -> u64) -> u64 {
+        if pages.base() != self.base {
+            return 0;
+        }
+        let mut n = 0;
+        pages.for_each_index(|index| {
+            self.store(index, entry(self.base + index * PAGE));
+            n += 1;
+        });
+        n
+    }
+}
+
 /// Why `PageBitmap::lend` refused a range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unlendable {
@@ -306,7 +369,7 @@ impl PageBitmap {
             .iter_mut()
             .find(|g| g.ram.start <= span.start && span.end <= g.ram.end)?;
         let offset = m.base().checked_sub(g.base)? / PAGE;
-        if offset % 64 != 0 {
+        if !offset.is_multiple_of(64) {
             return None;
         }
         // The words of the window that the span touches.

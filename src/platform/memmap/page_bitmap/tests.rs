@@ -194,3 +194,45 @@ fn page_masks_lend_and_take_all_or_nothing() {
     assert_eq!(odd.lend_pages(&m), (false, 0));
     assert!(odd.is_empty());
 }
+
+#[test]
+fn page_entries_write_the_pages_of_their_window_only() {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    let table: std::boxed::Box<[AtomicUsize]> = (0..512).map(|_| AtomicUsize::new(7)).collect();
+    let base = 0x4020_0000;
+    let first = table.as_ptr().expose_provenance();
+    // SAFETY: `table` is 512 atomics, alive and written by no one else during the test.
+    let entries = unsafe { PageEntries::new(first, base) };
+    let value = |pa: u64| pa | 3;
+    assert_eq!(
+        entries.set_range(Range::new(base + 2 * PAGE, base + 4 * PAGE), value),
+        2
+    );
+    // Clipped to the window.
+    assert_eq!(
+        entries.set_range(
+            Range::new(base + WINDOW - PAGE, base + WINDOW + PAGE),
+            |_| 0
+        ),
+        1
+    );
+    let mut m = PageMask::new(base);
+    assert!(m.add(Range::new(base + 9 * PAGE, base + 10 * PAGE)));
+    assert!(m.add(Range::new(base + 300 * PAGE, base + 301 * PAGE)));
+    assert_eq!(entries.set_pages(&m, value), 2);
+    assert_eq!(
+        entries.set_pages(&PageMask::new(base + WINDOW), value),
+        0,
+        "another window's"
+    );
+    let got: Vec<usize> = table.iter().map(|e| e.load(Ordering::Relaxed)).collect();
+    for (i, v) in got.iter().enumerate() {
+        let pa = (base + i as u64 * PAGE) as usize;
+        let want = match i {
+            2 | 3 | 9 | 300 => pa | 3,
+            511 => 0,
+            _ => 7,
+        };
+        assert_eq!(*v, want, "entry {i}");
+    }
+}
