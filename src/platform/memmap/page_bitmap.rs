@@ -138,7 +138,7 @@ impl PageMask {
 /// going from valid to invalid or back are written through it, which needs no
 /// break-before-make (DDI 0487 D8.16.1, IHI 0070 §3.21.1); the TLB or SMMU invalidation
 /// that ends the lend follows, after a DSB that makes the writes visible to the walker.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageEntries {
     first: usize,
     base: u64,
