@@ -501,15 +501,20 @@ impl HostStage2 {
             return result;
         }
         let block = Range::new(batch.base(), batch.base() + BLOCK);
-        if let BlockMap::Pages(table) = self.block_map(block)? {
+        if let Ok(BlockMap::Pages(table)) = self.block_map(block) {
             // Invalid entries (the lend unmapped them) become valid pages again.
             self.work.entries += table.set_pages(batch, ram_page);
             return Ok(());
         }
+        // The pages are the host's again (their bits are clear): map every range, and
+        // report the first failure.
+        let mut result = Ok(());
         for r in ranges {
-            self.map_ram_quietly(*r)?;
+            if let Err(e) = self.map_ram_quietly(*r) {
+                result = Err(e.into());
+            }
         }
-        Ok(())
+        result
     }
 
     /// Maps one range back: only the pages of `r` that are lent come back, never another
