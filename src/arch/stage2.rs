@@ -10,13 +10,15 @@
 use core::fmt;
 
 use aarch64_paging::MapError;
-use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes, UpdatableDescriptor};
+use aarch64_paging::descriptor::Stage2Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{MemoryRegion, Stage2};
 
 use alloc::vec::Vec;
 
-use crate::platform::memmap::{HostMemKind, PAGE, PageBitmap, Range};
+use crate::platform::memmap::{
+    HostMemKind, PAGE, PageBitmap, PageEntries, PageMask, Range, Unlendable,
+};
 
 /// Host IPA bits for a CPU with `pa_bits` of physical address: 40 (1 TiB, a level-0 root)
 /// where the PA range is at least 44 bits, else 39 (a level-1 root). 1 TiB covers QEMU virt's
@@ -75,6 +77,8 @@ pub struct Work {
     pub bitmap_words: u64,
     /// 2 MiB blocks split with break-before-make.
     pub blocks_split: u64,
+    /// Level-3 entries written in place (`PageEntries`), one per page.
+    pub entries: u64,
 }
 
 pub struct HostStage2 {
@@ -90,26 +94,20 @@ pub struct HostStage2 {
 /// that no 1 GiB block covers it; a lend then only ever splits 2 MiB blocks.
 const RAM_PIECE: u64 = 0x2000_0000;
 const BLOCK: u64 = 0x20_0000;
-/// From this many parts of one lend or reclaim in one split block on, one pass over the
-/// block's entries replaces a table update per part (`HostStage2::flush`).
-const BATCH: usize = 64;
-
-/// The ranges `first..end` of a lend or reclaim that have parts inside one split 2 MiB
-/// block, collected for `HostStage2::flush` (indices, so collecting allocates nothing).
-struct Batch {
-    block: Range,
-    first: usize,
-    end: usize,
+/// How one 2 MiB block of RAM is mapped, as a walk under the stage-2 lock found it.
+#[derive(Clone, Copy, Debug)]
+enum BlockMap {
+    /// By a level-3 table: the block was split before.
+    Pages(PageEntries),
+    /// By a valid block descriptor: a page lent in it needs a break.
+    Block,
+    /// Not mapped at level 2 or below (wholly lent, say): the library handles it.
+    Other,
 }
 
-impl Batch {
-    fn new() -> Self {
-        Self {
-            block: Range::new(0, 0),
-            first: 0,
-            end: 0,
-        }
-    }
+/// A level-3 entry's bits, less the address, for a page of host RAM.
+fn ram_page(pa: u64) -> u64 {
+    pa | (attributes(HostMemKind::Ram) | Stage2Attributes::TABLE_OR_PAGE).bits() as u64
 }
 
 // SAFETY: the tables are only reached through the `Mutex` that owns the `HostStage2`;
@@ -170,35 +168,36 @@ impl HostStage2 {
         self.lent.is_lent(ipa)
     }
 
-    /// Whether `r` lies inside one RAM region of the boot layout.
-    fn is_layout_ram(&self, r: Range) -> bool {
-        self.layout
-            .iter()
-            .any(|(m, k)| *k == HostMemKind::Ram && m.start <= r.start && r.end <= m.end)
-    }
-
-    /// Unmaps `ranges` (host RAM being lent), all or nothing.
+    /// Unmaps `ranges` (host RAM being lent), all or nothing: each must be page-aligned
+    /// host RAM of the layout (inside one RAM range of it, as the lent bitmap's regions
+    /// are), lent to no one, and apart from the others.
     ///
     /// A page inside a 2 MiB block that is still mapped whole needs break-before-make
     /// (DDI 0487 D8.16.1): the block is unmapped first, TLBs are invalidated, then what the
     /// host keeps is mapped again in pages. A host access in between faults to EL2, where
     /// `host_may_access` says to retry it. A page of a block already split is unmapped in
-    /// place (a valid page becoming invalid needs no break). Every block is broken at most
-    /// once per lend, and all breaks share one invalidation.
+    /// place (a valid page becoming invalid needs no break): its level-3 entry is written
+    /// directly. The ranges that fall inside one block one after the other (a lend of
+    /// scattered pages, sorted as the proxy hands them over) go together as one
+    /// `PageMask`: one look at the lent bitmap's words and one walk to the block's table for
+    /// all of them. Every block is broken at most once per lend, and the whole lend ends
+    /// with one invalidation of the host's translations, before the SPMC hears of the pages.
     pub fn lend(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
-        self.record_lent(ranges)?;
         let mut broken: Vec<Range> = Vec::new();
-        let result = self.unmap_lent(ranges, &mut broken);
+        let mut marked = 0;
+        let result = self.lend_ranges(ranges, &mut broken, &mut marked);
         if let Err(e) = result {
-            // Give back everything this lend touched: its ranges and whatever of the broken
-            // blocks the host keeps.
-            for r in ranges {
+            // Give back everything this lend touched: the ranges it marked lent (the
+            // others may be another handle's), and whatever of the broken blocks the host
+            // keeps (a block not broken yet is still mapped whole, which this leaves so).
+            let marked = ranges.get(..marked).unwrap_or_default();
+            for r in marked {
                 self.work.bitmap_words += self.lent.set(*r, false);
             }
             for block in &broken {
                 let _ = self.map_host_ram(*block);
             }
-            for r in ranges {
+            for r in marked {
                 let _ = self.map_host_ram(*r);
             }
             invalidate_all();
@@ -208,100 +207,48 @@ impl HostStage2 {
         Ok(())
     }
 
-    /// Marks `ranges` lent, or refuses and marks none: each must be page-aligned host RAM of
-    /// the layout, lent to no one, and apart from the others.
-    fn record_lent(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
-        for r in ranges {
+    /// `lend` but for the rollback: on an error, `ranges[..*marked]` are marked lent (and
+    /// perhaps unmapped), the rest are not marked by this lend.
+    fn lend_ranges(
+        &mut self,
+        ranges: &[Range],
+        broken: &mut Vec<Range>,
+        marked: &mut usize,
+    ) -> Result<(), Stage2Error> {
+        // The pages of `ranges[first..i]`, all inside one block, not marked yet.
+        let mut batch = PageMask::new(0);
+        let mut first = 0;
+        for (i, r) in ranges.iter().enumerate() {
             if r.is_empty() || r.start % PAGE != 0 || r.end % PAGE != 0 {
                 return Err(Stage2Error::Unaligned(*r));
             }
-            if !self.is_layout_ram(*r) {
-                return Err(Stage2Error::NotHostRam(*r));
-            }
-        }
-        // The proxy hands them over sorted; anything else is checked on a sorted copy.
-        let sorted = ranges
-            .windows(2)
-            .all(|w| matches!(w, [a, b] if a.start <= b.start));
-        let copy;
-        let ordered = if sorted {
-            ranges
-        } else {
-            let mut v = ranges.to_vec();
-            v.sort_unstable();
-            copy = v;
-            &copy[..]
-        };
-        if let Some([_, b]) = ordered
-            .windows(2)
-            .find(|w| matches!(w, [a, b] if a.end > b.start))
-        {
-            return Err(Stage2Error::AlreadyLent(*b));
-        }
-        for r in ranges {
-            let (any, words) = self.lent.any(*r);
-            self.work.bitmap_words += words;
-            if any {
-                return Err(Stage2Error::AlreadyLent(*r));
-            }
-        }
-        for r in ranges {
-            self.work.bitmap_words += self.lent.set(*r, true);
-        }
-        Ok(())
-    }
-
-    fn unmap_lent(&mut self, ranges: &[Range], broken: &mut Vec<Range>) -> Result<(), Stage2Error> {
-        // The last block looked at, and whether it was mapped as one valid block.
-        let mut known: Option<(u64, bool)> = None;
-        let mut batch = Batch::new();
-        for (i, r) in ranges.iter().enumerate() {
-            // Whole blocks in the middle go in one call: an invalid block entry replaces a
-            // valid block or a table (aarch64-paging frees the table after invalidating it).
-            let inner = Range::new(r.start.next_multiple_of(BLOCK), r.end & !(BLOCK - 1));
-            if inner.start < inner.end {
-                self.unmap(inner)?;
-            }
-            let head = Range::new(r.start, r.end.min(r.start.next_multiple_of(BLOCK)));
-            let tail = Range::new(head.end.max(r.end & !(BLOCK - 1)), r.end);
-            for part in [head, tail] {
-                if part.is_empty() {
-                    continue;
+            let block = r.align_out(BLOCK);
+            if block.len() == BLOCK && *r != block {
+                if batch.is_empty() || batch.base() != block.start {
+                    let pending = ranges.get(first..i).unwrap_or_default();
+                    self.lend_batch(&batch, pending, broken)?;
+                    *marked = i;
+                    batch = PageMask::new(block.start);
+                    first = i;
                 }
-                let block = part.align_out(BLOCK);
-                if part == block {
-                    self.unmap(part)?;
-                    continue;
+                if !batch.add(*r) {
+                    // It overlaps an earlier range of this lend.
+                    return Err(Stage2Error::AlreadyLent(*r));
                 }
-                // One look at the table per block: the ranges arrive sorted, so the pages
-                // of one block come together, and nothing below changes what it saw
-                // (breaks happen after this loop).
-                let whole = match known {
-                    Some((b, whole)) if b == block.start => whole,
-                    _ => {
-                        let whole = self.mapped_as_block(part.start)?;
-                        known = Some((block.start, whole));
-                        whole
-                    }
-                };
-                if whole {
-                    if broken.last() != Some(&block) {
-                        broken.push(block);
-                    }
-                } else {
-                    if batch.block != block {
-                        self.flush(ranges, &batch, false)?;
-                        batch = Batch {
-                            block,
-                            first: i,
-                            end: i,
-                        };
-                    }
-                    batch.end = i + 1;
-                }
+                continue;
             }
+            let pending = ranges.get(first..i).unwrap_or_default();
+            self.lend_batch(&batch, pending, broken)?;
+            batch = PageMask::new(0);
+            *marked = i;
+            self.mark_lent(*r)?;
+            *marked = i + 1;
+            first = i + 1;
+            self.unmap_lent(*r, broken)?;
         }
-        self.flush(ranges, &batch, false)?;
+        let pending = ranges.get(first..).unwrap_or_default();
+        self.lend_batch(&batch, pending, broken)?;
+        *marked = ranges.len();
         if broken.is_empty() {
             return Ok(());
         }
@@ -316,22 +263,147 @@ impl HostStage2 {
         invalidate_all();
         // Make: what the host keeps in those blocks, in pages.
         for block in broken.iter() {
-            self.map_host_ram(*block)?;
+            self.remap_broken(*block)?;
         }
         Ok(())
     }
 
-    /// Whether the page at `ipa` is mapped by a valid block descriptor (above level 3),
-    /// which a partial unmap would have to split.
-    fn mapped_as_block(&mut self, ipa: u64) -> Result<bool, Stage2Error> {
-        self.work.walks += 1;
-        let mut block = false;
-        self.map
-            .walk_range(&region(Range::new(ipa, ipa + PAGE)), &mut |_, d, level| {
-                block |= level < 3 && d.is_valid();
+    /// Marks one range lent, or says why not and marks nothing.
+    fn mark_lent(&mut self, r: Range) -> Result<(), Stage2Error> {
+        match self.lent.lend(r) {
+            Ok(words) => {
+                self.work.bitmap_words += words;
                 Ok(())
-            })?;
-        Ok(block)
+            }
+            Err(Unlendable::NotRam) => Err(Stage2Error::NotHostRam(r)),
+            Err(Unlendable::Lent) => Err(Stage2Error::AlreadyLent(r)),
+        }
+    }
+
+    /// Marks the pages of `batch` (those of `ranges`, inside one block) lent and unmaps
+    /// them, or marks none and says why.
+    fn lend_batch(
+        &mut self,
+        batch: &PageMask,
+        ranges: &[Range],
+        broken: &mut Vec<Range>,
+    ) -> Result<(), Stage2Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (all, words) = self.lent.lend_pages(batch);
+        self.work.bitmap_words += words;
+        if !all {
+            // Range by range, to name the one refused (or, at the edge of a RAM range, to
+            // mark them where the batch could not).
+            for (j, r) in ranges.iter().enumerate() {
+                if let Err(e) = self.mark_lent(*r) {
+                    for done in ranges.get(..j).unwrap_or_default() {
+                        self.work.bitmap_words += self.lent.set(*done, false);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let block = Range::new(batch.base(), batch.base() + BLOCK);
+        match self.block_map(block)? {
+            BlockMap::Pages(table) => self.work.entries += table.set_pages(batch, |_| 0),
+            // Broken after all the ranges are marked, all together.
+            BlockMap::Block => {
+                if broken.last() != Some(&block) {
+                    broken.push(block);
+                }
+            }
+            BlockMap::Other => {
+                for r in ranges {
+                    self.unmap_in_table(*r)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmaps the range `r`, marked lent, that is not inside one block: whole blocks
+    /// through the library, the parts at either end in their blocks.
+    fn unmap_lent(&mut self, r: Range, broken: &mut Vec<Range>) -> Result<(), Stage2Error> {
+        // Whole blocks in the middle go in one call: an invalid block entry replaces a
+        // valid block or a table (aarch64-paging frees the table after invalidating it).
+        let inner = Range::new(r.start.next_multiple_of(BLOCK), r.end & !(BLOCK - 1));
+        if inner.start < inner.end {
+            self.unmap(inner)?;
+        }
+        let head = Range::new(r.start, r.end.min(r.start.next_multiple_of(BLOCK)));
+        let tail = Range::new(head.end.max(r.end & !(BLOCK - 1)), r.end);
+        for part in [head, tail] {
+            if part.is_empty() {
+                continue;
+            }
+            let block = part.align_out(BLOCK);
+            if part == block {
+                self.unmap(part)?;
+                continue;
+            }
+            match self.block_map(block)? {
+                BlockMap::Pages(table) => self.work.entries += table.set_range(part, |_| 0),
+                BlockMap::Block => {
+                    if broken.last() != Some(&block) {
+                        broken.push(block);
+                    }
+                }
+                BlockMap::Other => self.unmap_in_table(part)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps what the host keeps of `block`, just broken (its entry invalid), in pages: the
+    /// first run through the library, which builds the level-3 table, then the other runs
+    /// entry by entry in that table (a library call per run would walk from the root
+    /// each time: a lend of every other page of a block made 256 of them).
+    fn remap_broken(&mut self, block: Range) -> Result<(), Stage2Error> {
+        let mut runs: Vec<Range> = Vec::new();
+        self.work.bitmap_words += self.lent.unlent_runs(block, |run| runs.push(run));
+        let mut table: Option<PageEntries> = None;
+        let last = runs.len().saturating_sub(1);
+        for (i, run) in runs.into_iter().enumerate() {
+            match table {
+                Some(table) => self.work.entries += table.set_range(run, ram_page),
+                None => {
+                    self.map_ram_quietly(run)?;
+                    if i < last
+                        && let BlockMap::Pages(t) = self.block_map(block)?
+                    {
+                        table = Some(t);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How the 2 MiB block `block` is mapped: one walk of the table from its root.
+    fn block_map(&mut self, block: Range) -> Result<BlockMap, Stage2Error> {
+        self.work.walks += 1;
+        let mut map = BlockMap::Other;
+        self.map.walk_range(
+            &region(Range::new(block.start, block.start + PAGE)),
+            &mut |_, d, level| {
+                map = if level == 3 {
+                    let first = core::ptr::from_ref(d).expose_provenance();
+                    // SAFETY: `d` is entry 0 (`block` is aligned) of the level-3 table that
+                    // maps `block`, allocated by `IdTranslation` (which exposes its address);
+                    // the users hold `self` by `&mut` and forget the value at every call
+                    // into the library, which alone could free the table.
+                    BlockMap::Pages(unsafe { PageEntries::new(first, block.start) })
+                } else if d.is_valid() {
+                    BlockMap::Block
+                } else {
+                    BlockMap::Other
+                };
+                Ok(())
+            },
+        )?;
+        Ok(map)
     }
 
     /// Unmaps `r` with aarch64-paging's live checks and TLB maintenance: for whole blocks
@@ -342,7 +414,7 @@ impl HostStage2 {
     }
 
     /// Unmaps `r`, which lies inside one 2 MiB block that is not mapped as a valid block
-    /// (`mapped_as_block` said so, under the same lock): only level-3 entries change,
+    /// (`block_map` said so, under the same lock): only entries below the block change,
     /// valid to invalid, which needs no break-before-make, and no table is freed. The TLB
     /// maintenance is the caller's: `lend` ends with `invalidate_all`, before the SPMC
     /// hears of the pages.
@@ -374,108 +446,87 @@ impl HostStage2 {
     }
 
     /// Maps `ranges` back to the host (a reclaim, or a lend undone). Only host RAM of the
-    /// boot layout that is not lent under another handle is mapped.
+    /// boot layout that is not lent under another handle is mapped. As in `lend`, the
+    /// ranges inside one block that come one after the other go together.
     pub fn restore(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
         let mut result = Ok(());
-        let mut batch = Batch::new();
-        for (i, r) in ranges.iter().enumerate() {
-            // Only pages of `r` that are lent come back: never another handle's, and a
-            // range restored twice (a rollback after a rollback) changes nothing.
-            let (all, words) = self.lent.all(*r);
-            self.work.bitmap_words += words;
-            let block = r.align_out(BLOCK);
-            let step = if all && block.len() == BLOCK && *r != block {
-                // Inside one block that the lend split: batched per block.
-                self.work.bitmap_words += self.lent.set(*r, false);
-                let flushed = if batch.block != block {
-                    let f = self.flush(ranges, &batch, true);
-                    batch = Batch {
-                        block,
-                        first: i,
-                        end: i,
-                    };
-                    f
-                } else {
-                    Ok(())
-                };
-                batch.end = i + 1;
-                flushed.map_err(Stage2Error::from)
-            } else {
-                // Not batched: the batch so far goes first, and the next one starts after
-                // this range (a batch covers consecutive ranges only).
-                let flushed = self.flush(ranges, &batch, true);
-                batch = Batch::new();
-                flushed.map_err(Stage2Error::from).and_then(|()| {
-                    if all {
-                        self.work.bitmap_words += self.lent.set(*r, false);
-                        self.map_ram_quietly(*r).map_err(Stage2Error::from)
-                    } else {
-                        self.map_host_ram(*r)
-                    }
-                })
-            };
+        let mut keep = |step: Result<(), Stage2Error>| {
             if let Err(e) = step {
                 result = Err(e);
             }
+        };
+        let mut batch = PageMask::new(0);
+        let mut first = 0;
+        for (i, r) in ranges.iter().enumerate() {
+            let block = r.align_out(BLOCK);
+            if block.len() == BLOCK && *r != block {
+                if !batch.is_empty() && batch.base() == block.start && batch.add(*r) {
+                    continue;
+                }
+                let pending = ranges.get(first..i).unwrap_or_default();
+                keep(self.restore_batch(&batch, pending));
+                batch = PageMask::new(block.start);
+                first = i;
+                if batch.add(*r) {
+                    continue;
+                }
+            }
+            let pending = ranges.get(first..i).unwrap_or_default();
+            keep(self.restore_batch(&batch, pending));
+            batch = PageMask::new(0);
+            first = i + 1;
+            keep(self.restore_one(*r));
         }
-        if let Err(e) = self.flush(ranges, &batch, true) {
-            result = Err(e.into());
-        }
+        let pending = ranges.get(first..).unwrap_or_default();
+        keep(self.restore_batch(&batch, pending));
         invalidate_all();
         result
     }
 
-    /// Unmaps (`map` false) or maps back as host RAM (`map` true) the parts of the ranges in
-    /// `batch` inside its 2 MiB block, which is split into pages. Few parts go
-    /// one table update each; from `BATCH` on, one pass over the block's 512 entries does
-    /// them all (a lend of scattered pages would otherwise walk the table from the root once
-    /// per page). Only level-3 entries of the parts change, valid to invalid or invalid to
-    /// valid: no break is needed, and the TLBs are the caller's (as `quietly`).
-    fn flush(&mut self, ranges: &[Range], batch: &Batch, map: bool) -> Result<(), MapError> {
-        let block = batch.block;
-        let parts = ranges
-            .get(batch.first..batch.end)
-            .unwrap_or(&[])
-            .iter()
-            .map(|r| Range::new(r.start.max(block.start), r.end.min(block.end)))
-            .filter(|p| !p.is_empty());
-        if batch.end - batch.first < BATCH {
-            for part in parts {
-                if map {
-                    self.map_ram_quietly(part)?;
-                } else {
-                    self.unmap_in_table(part)?;
-                }
-            }
+    /// Maps the pages of `batch` (those of `ranges`, inside one block) back if all are
+    /// lent; otherwise goes range by range.
+    fn restore_batch(&mut self, batch: &PageMask, ranges: &[Range]) -> Result<(), Stage2Error> {
+        if batch.is_empty() {
             return Ok(());
         }
-        let mut mask = [0u64; (BLOCK / PAGE / 64) as usize];
-        for part in parts {
-            for page in (part.start - block.start) / PAGE..(part.end - block.start) / PAGE {
-                if let Some(w) = mask.get_mut((page / 64) as usize) {
-                    *w |= 1 << (page % 64);
+        let (all, words) = self.lent.take_pages(batch);
+        self.work.bitmap_words += words;
+        if !all {
+            let mut result = Ok(());
+            for r in ranges {
+                if let Err(e) = self.restore_one(*r) {
+                    result = Err(e);
                 }
             }
+            return result;
         }
-        self.work.table_updates += 1;
-        let ram = attributes(HostMemKind::Ram) | Stage2Attributes::TABLE_OR_PAGE;
-        let update = |mr: &MemoryRegion, d: &mut UpdatableDescriptor<Stage2Attributes>| {
-            // Anything but a page entry means the block is not split as expected: refuse,
-            // and the lend or reclaim fails whole.
-            if d.level() != 3 {
-                return Err(());
+        let block = Range::new(batch.base(), batch.base() + BLOCK);
+        if let Ok(BlockMap::Pages(table)) = self.block_map(block) {
+            // Invalid entries (the lend unmapped them) become valid pages again.
+            self.work.entries += table.set_pages(batch, ram_page);
+            return Ok(());
+        }
+        // The pages are the host's again (their bits are clear): map every range, and
+        // report the first failure.
+        let mut result = Ok(());
+        for r in ranges {
+            if let Err(e) = self.map_ram_quietly(*r) {
+                result = Err(e.into());
             }
-            let page = (mr.start().0 as u64).wrapping_sub(block.start) / PAGE;
-            let wanted = mask
-                .get((page / 64) as usize)
-                .is_some_and(|w| w >> (page % 64) & 1 == 1);
-            match (wanted, map) {
-                (false, _) => Ok(()),
-                (true, true) => d.set(PhysicalAddress(mr.start().0), ram),
-                (true, false) => d.set(PhysicalAddress(0), Stage2Attributes::empty()),
-            }
-        };
-        self.quietly(|m| m.modify_range(&region(block), &update))
+        }
+        result
+    }
+
+    /// Maps one range back: only the pages of `r` that are lent come back, never another
+    /// handle's, and a range restored twice (a rollback after a rollback) changes nothing.
+    fn restore_one(&mut self, r: Range) -> Result<(), Stage2Error> {
+        let (all, words) = self.lent.take(r);
+        self.work.bitmap_words += words;
+        if all {
+            self.map_ram_quietly(r).map_err(Stage2Error::from)
+        } else {
+            self.map_host_ram(r)
+        }
     }
 
     /// Maps the host's RAM inside `cover`, minus what is lent, as host RAM. Only where

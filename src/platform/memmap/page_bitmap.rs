@@ -28,6 +28,182 @@ impl Region {
     }
 }
 
+/// A set of pages inside one window of 512 pages (one 2 MiB block, as the stage-2 and the
+/// DMA table split them), as 8 words of bits: the pages of the ranges of one lend or
+/// reclaim that fall in one block, gathered so that the bitmap and the block's level-3
+/// table are each touched once for all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageMask {
+    /// The window's first page; a multiple of `WINDOW`.
+    base: u64,
+    words: [u64; WORDS],
+    /// The lowest and highest page (exclusive) added.
+    span: Range,
+}
+
+const WORDS: usize = 8;
+/// Pages in a `PageMask`'s window.
+pub const WINDOW_PAGES: u64 = WORDS as u64 * 64;
+/// The bytes a `PageMask`'s window covers (2 MiB).
+pub const WINDOW: u64 = WINDOW_PAGES * PAGE;
+
+impl PageMask {
+    /// An empty set in the window that holds `addr`.
+    pub fn new(addr: u64) -> Self {
+        Self {
+            base: addr & !(WINDOW - 1),
+            words: [0; WORDS],
+            span: Range::new(u64::MAX, 0),
+        }
+    }
+
+    /// The window's first address.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.span.is_empty()
+    }
+
+    /// The lowest to the highest page of the set (empty if the set is).
+    pub fn span(&self) -> Range {
+        self.span
+    }
+
+    /// Adds the pages of `r` (page-aligned, non-empty); false, and nothing added, if `r`
+    /// leaves the window or holds a page already in the set.
+    #[inline]
+    pub fn add(&mut self, r: Range) -> bool {
+        if r.is_empty() || r.start < self.base || r.end > self.base + WINDOW {
+            return false;
+        }
+        let (first, end) = (
+            (r.start - self.base) / PAGE,
+            (r.end - self.base).div_ceil(PAGE),
+        );
+        let added = if end - first == 1 {
+            // One page, the common constituent: one bit.
+            let bit = 1u64 << (first % 64);
+            match self.words.get_mut((first / 64) as usize) {
+                Some(v) if *v & bit == 0 => {
+                    *v |= bit;
+                    true
+                }
+                _ => false,
+            }
+        } else {
+            self.add_pages(first, end)
+        };
+        if added {
+            self.span = Range::new(self.span.start.min(r.start), self.span.end.max(r.end));
+        }
+        added
+    }
+
+    /// `add` for the pages `first..end` of the window.
+    fn add_pages(&mut self, first: u64, end: u64) -> bool {
+        let words = &mut self.words;
+        let mut free = true;
+        PageBitmap::for_words(first, end, |w, mask| {
+            free = words.get(w).is_some_and(|v| v & mask == 0);
+            free
+        });
+        if free {
+            PageBitmap::for_words(first, end, |w, mask| {
+                if let Some(v) = words.get_mut(w) {
+                    *v |= mask;
+                }
+                true
+            });
+        }
+        free
+    }
+
+    /// Calls `f` with the index in the window (0..512) of each page in the set, in order.
+    pub fn for_each_index(&self, mut f: impl FnMut(u64)) {
+        for (k, &word) in self.words.iter().enumerate() {
+            let mut w = word;
+            while w != 0 {
+                f(k as u64 * 64 + u64::from(w.trailing_zeros()));
+                w &= w - 1;
+            }
+        }
+    }
+}
+
+/// The 512 entries of a level-3 translation table (4 KiB granule, 8-byte entries) that maps
+/// one `PageMask` window, written in place: what a lend or reclaim of pages in a block that
+/// is already split changes, without a walk from the root per page. Only level-3 entries
+/// going from valid to invalid or back are written through it, which needs no
+/// break-before-make (DDI 0487 D8.16.1, IHI 0070 §3.21.1); the TLB or SMMU invalidation
+/// that ends the lend follows, after a DSB that makes the writes visible to the walker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageEntries {
+    first: usize,
+    base: u64,
+}
+
+impl PageEntries {
+    /// The table whose entry 0 is at address `first` and which maps the window at `base`.
+    ///
+    /// # Safety
+    ///
+    /// `first` is the address of entry 0 of a live level-3 table that maps the 2 MiB at
+    /// `base` (a multiple of `WINDOW`); the table library that owns it keeps its entries
+    /// as atomics and exposed the table's address (aarch64-paging's translations hand it
+    /// out as the table's physical address); and while the value is used, the table stays
+    /// allocated and nothing else writes it: its owner holds the library by `&mut` and
+    /// forgets the value at every call into the library.
+    pub unsafe fn new(first: usize, base: u64) -> Self {
+        Self { first, base }
+    }
+
+    fn store(self, index: u64, value: u64) {
+        let slot = core::ptr::with_exposed_provenance_mut::<usize>(
+            self.first + (index % WINDOW_PAGES) as usize * size_of::<usize>(),
+        );
+        // SAFETY: entry `index % 512` of the table `new`'s caller vouched for, written as
+        // the atomic its library keeps it as.
+        let slot = unsafe { core::sync::atomic::AtomicUsize::from_ptr(slot) };
+        slot.store(value as usize, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets the entry of each page of `part` (clipped to the window) to `entry(page's
+    /// address)`; returns how many it set.
+    pub fn set_range(self, part: Range, entry: impl Fn(u64) -> u64) -> u64 {
+        let first = (part.start.saturating_sub(self.base) / PAGE).min(WINDOW_PAGES);
+        let end = (part.end.saturating_sub(self.base) / PAGE).min(WINDOW_PAGES);
+        for index in first..end {
+            self.store(index, entry(self.base + index * PAGE));
+        }
+        end.saturating_sub(first)
+    }
+
+    /// Sets the entry of each page of `pages` to `entry(page's address)`; returns how many
+    /// it set (none if `pages` is another window's).
+    pub fn set_pages(self, pages: &PageMask, entry: impl Fn(u64) -> u64) -> u64 {
+        if pages.base() != self.base {
+            return 0;
+        }
+        let mut n = 0;
+        pages.for_each_index(|index| {
+            self.store(index, entry(self.base + index * PAGE));
+            n += 1;
+        });
+        n
+    }
+}
+
+/// Why `PageBitmap::lend` refused a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unlendable {
+    /// Empty, or not inside one RAM range of the bitmap.
+    NotRam,
+    /// A page of it is lent already.
+    Lent,
+}
+
 /// The lent-page bitmap. Its size is fixed when it is built (RAM / 32768: 32 KiB for
 /// 1 GiB), so a lend never allocates for it.
 pub struct PageBitmap {
@@ -106,6 +282,136 @@ impl PageBitmap {
             });
         }
         words
+    }
+
+    /// The region that holds all of `r` (non-empty), and the bits `first..end` of its pages.
+    fn holder(&self, r: Range) -> Option<(usize, u64, u64)> {
+        if r.is_empty() {
+            return None;
+        }
+        let i = self
+            .regions
+            .iter()
+            .position(|g| g.ram.start <= r.start && r.end <= g.ram.end)?;
+        let g = self.regions.get(i)?;
+        Some((
+            i,
+            (r.start - g.base) / PAGE,
+            (r.end - g.base).div_ceil(PAGE),
+        ))
+    }
+
+    /// Marks every page of `r` lent, if `r` is inside one RAM range and none of its pages is
+    /// lent yet: one look at each word, then one write. Returns the words touched; on an
+    /// error nothing changed. A lend calls this once per range, so that one range costs one
+    /// pass instead of a check of every range followed by a mark of every range.
+    pub fn lend(&mut self, r: Range) -> Result<u64, Unlendable> {
+        let (i, first, end) = self.holder(r).ok_or(Unlendable::NotRam)?;
+        let Some(g) = self.regions.get_mut(i) else {
+            return Err(Unlendable::NotRam);
+        };
+        let bits = &mut g.bits;
+        let mut free = true;
+        let mut words = Self::for_words(first, end, |w, mask| {
+            free = bits.get(w).is_some_and(|v| v & mask == 0);
+            free
+        });
+        if !free {
+            return Err(Unlendable::Lent);
+        }
+        words += Self::for_words(first, end, |w, mask| {
+            if let Some(v) = bits.get_mut(w) {
+                *v |= mask;
+            }
+            true
+        });
+        Ok(words)
+    }
+
+    /// If every page of `r` is lent (and `r` is non-empty, inside one RAM range), marks them
+    /// not lent: (true, words). Otherwise changes nothing: (false, words read).
+    pub fn take(&mut self, r: Range) -> (bool, u64) {
+        let Some((i, first, end)) = self.holder(r) else {
+            return (false, 0);
+        };
+        let Some(g) = self.regions.get_mut(i) else {
+            return (false, 0);
+        };
+        let bits = &mut g.bits;
+        let mut all = true;
+        let mut words = Self::for_words(first, end, |w, mask| {
+            all = bits.get(w).is_some_and(|v| v & mask == mask);
+            all
+        });
+        if !all {
+            return (false, words);
+        }
+        words += Self::for_words(first, end, |w, mask| {
+            if let Some(v) = bits.get_mut(w) {
+                *v &= !mask;
+            }
+            true
+        });
+        (true, words)
+    }
+
+    /// The bitmap words that hold the pages of `m`'s span, and the words of `m` that go
+    /// with them, when all of its pages lie in one RAM range whose bits line up with the
+    /// window (which starts on a multiple of 64 pages there); `None` otherwise, which the
+    /// callers meet only at the edges of RAM ranges and answer range by range.
+    fn window_of<'a>(&'a mut self, m: &'a PageMask) -> Option<(&'a mut [u64], &'a [u64])> {
+        let span = m.span();
+        if span.is_empty() {
+            return None;
+        }
+        let g = self
+            .regions
+            .iter_mut()
+            .find(|g| g.ram.start <= span.start && span.end <= g.ram.end)?;
+        let offset = m.base().checked_sub(g.base)? / PAGE;
+        if !offset.is_multiple_of(64) {
+            return None;
+        }
+        // The words of the window that the span touches.
+        let lo = ((span.start - m.base()) / PAGE / 64) as usize;
+        let hi = ((span.end - m.base()).div_ceil(PAGE).div_ceil(64) as usize).min(WORDS);
+        let first = (offset / 64) as usize;
+        let bits = g.bits.get_mut(first + lo..first + hi)?;
+        let words = m.words.get(lo..hi)?;
+        Some((bits, words))
+    }
+
+    /// Marks the pages of `m` lent if none is yet and all lie in one RAM range lined up
+    /// with the window: (true, words). Otherwise (false, words read) and nothing changed;
+    /// the caller then lends range by range (`lend`), which says why.
+    pub fn lend_pages(&mut self, m: &PageMask) -> (bool, u64) {
+        let Some((bits, words)) = self.window_of(m) else {
+            return (false, 0);
+        };
+        let n = words.len() as u64;
+        if bits.iter().zip(words).any(|(v, w)| v & w != 0) {
+            return (false, n);
+        }
+        for (v, w) in bits.iter_mut().zip(words) {
+            *v |= w;
+        }
+        (true, 2 * n)
+    }
+
+    /// Marks the pages of `m` not lent if every one is lent (in one RAM range lined up with
+    /// the window): (true, words). Otherwise (false, words read) and nothing changed.
+    pub fn take_pages(&mut self, m: &PageMask) -> (bool, u64) {
+        let Some((bits, words)) = self.window_of(m) else {
+            return (false, 0);
+        };
+        let n = words.len() as u64;
+        if bits.iter().zip(words).any(|(v, w)| v & w != *w) {
+            return (false, n);
+        }
+        for (v, w) in bits.iter_mut().zip(words) {
+            *v &= !w;
+        }
+        (true, 2 * n)
     }
 
     /// (whether a page `r` touches is lent, words read).

@@ -22,7 +22,7 @@ use aarch64_paging::paging::{
 use alloc::vec::Vec;
 
 use super::SmmuError;
-use crate::platform::memmap::{PageBitmap, Range};
+use crate::platform::memmap::{PageBitmap, PageEntries, PageMask, Range};
 
 /// Input address bits: a level-1 root with the 4 KiB granule (CD.T0SZ = 25).
 pub const VA_BITS: u32 = 39;
@@ -102,8 +102,9 @@ pub trait TableSync {
 enum BlockState {
     /// A valid 2 MiB block.
     Block,
-    /// A level-3 table (the block was split before).
-    Pages,
+    /// A level-3 table (the block was split before), whose entries a lend or reclaim
+    /// writes in place.
+    Pages(PageEntries),
     /// An invalid entry at level 2 or above.
     Unmapped,
     /// A valid block larger than 2 MiB: never built; refused rather than split live.
@@ -210,12 +211,20 @@ impl DmaTable {
         valid
     }
 
-    fn block_state(&self, addr: u64) -> BlockState {
+    /// How the 2 MiB block at `block` (aligned) is mapped: one walk from the root.
+    fn block_state(&self, block: u64) -> BlockState {
         let mut state = BlockState::Unmapped;
-        let r = region(Range::new(addr, addr.saturating_add(PAGE)));
+        let r = region(Range::new(block, block.saturating_add(PAGE)));
         let _ = self.map.walk_range(&r, &mut |_, d, level| {
             state = match level {
-                3 => BlockState::Pages,
+                3 => {
+                    let first = core::ptr::from_ref(d).expose_provenance();
+                    // SAFETY: `d` is entry 0 (`block` is aligned) of the level-3 table that
+                    // maps `block`, allocated by `Tables` (which exposes its address); the
+                    // users hold `self` by `&mut` and forget the value at every call into
+                    // the library, which alone could free the table (and never does here).
+                    BlockState::Pages(unsafe { PageEntries::new(first, block) })
+                }
                 2 if d.is_valid() => BlockState::Block,
                 _ if d.is_valid() => BlockState::Huge,
                 _ => BlockState::Unmapped,
@@ -305,7 +314,11 @@ impl DmaTable {
             let tables = self.tables().to_vec();
             sync.invalidate(&tables)
         });
-        let result = result.and_then(|()| self.map_host_ram(&broken));
+        let result = result.and_then(|()| {
+            broken
+                .iter()
+                .try_for_each(|block| self.remap_broken(*block))
+        });
         if result.is_err() {
             self.mark_lent(ranges, false);
             let mut covers = broken;
@@ -317,12 +330,29 @@ impl DmaTable {
         result
     }
 
+    /// Unmaps `ranges`, marked lent. The ranges inside one block that come one after the
+    /// other (a lend of scattered pages) go together: one walk to the block's table, then
+    /// their entries in place.
     fn break_and_unmap(
         &mut self,
         ranges: &[Range],
         broken: &mut Vec<Range>,
     ) -> Result<(), SmmuError> {
+        let mut batch = PageMask::new(0);
         for r in ranges {
+            let block = r.align_out(BLOCK);
+            if block.len() == BLOCK && *r != block {
+                if !batch.is_empty() && batch.base() == block.start && batch.add(*r) {
+                    continue;
+                }
+                self.unmap_batch(&batch, broken)?;
+                batch = PageMask::new(block.start);
+                if batch.add(*r) {
+                    continue;
+                }
+            }
+            self.unmap_batch(&batch, broken)?;
+            batch = PageMask::new(0);
             for block in pieces(r.align_out(BLOCK), BLOCK) {
                 let part = Range::new(r.start.max(block.start), r.end.min(block.end));
                 match self.block_state(block.start) {
@@ -330,9 +360,57 @@ impl DmaTable {
                         self.set(block, El1Attributes::empty())?;
                         broken.push(block);
                     }
-                    BlockState::Pages => self.unmap_pages(part)?,
+                    BlockState::Pages(_) => self.unmap_pages(part)?,
                     BlockState::Unmapped => {}
                     BlockState::Huge => return Err(SmmuError::Table),
+                }
+            }
+        }
+        self.unmap_batch(&batch, broken)
+    }
+
+    /// Unmaps the pages of `batch` (inside one block).
+    fn unmap_batch(&mut self, batch: &PageMask, broken: &mut Vec<Range>) -> Result<(), SmmuError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let block = Range::new(batch.base(), batch.base() + BLOCK);
+        match self.block_state(block.start) {
+            BlockState::Block => {
+                self.set(block, El1Attributes::empty())?;
+                broken.push(block);
+            }
+            // Valid pages become invalid: no break needed (IHI 0070 §3.21.1); the
+            // invalidation that ends the lend follows.
+            BlockState::Pages(entries) => {
+                self.work += 1;
+                entries.set_pages(batch, |_| 0);
+            }
+            BlockState::Unmapped => {}
+            BlockState::Huge => return Err(SmmuError::Table),
+        }
+        Ok(())
+    }
+
+    /// Maps what the host keeps of `block`, just broken and invalidated, in pages: the
+    /// first run through the library, which builds the level-3 table, the others in place.
+    fn remap_broken(&mut self, block: Range) -> Result<(), SmmuError> {
+        let runs = self.host_ram_within(block);
+        let mut entries = None;
+        let last = runs.len().saturating_sub(1);
+        for (i, run) in runs.into_iter().enumerate() {
+            match entries {
+                Some(e) => {
+                    self.work += 1;
+                    PageEntries::set_range(e, run, dma_page);
+                }
+                None => {
+                    self.set(run, DMA_RAM)?;
+                    if i < last
+                        && let BlockState::Pages(e) = self.block_state(block.start)
+                    {
+                        entries = Some(e);
+                    }
                 }
             }
         }
@@ -340,18 +418,71 @@ impl DmaTable {
     }
 
     /// Maps `ranges` back (a reclaim of exactly the ranges of an earlier lend, as the
-    /// stage-2 checked them): new mappings only, so no invalidation is needed.
+    /// stage-2 checked them): new mappings only, so no invalidation is needed. As in
+    /// `lend`, the ranges inside one block that come one after the other go together.
     pub fn restore(
         &mut self,
         ranges: &[Range],
         sync: &mut impl TableSync,
     ) -> Result<(), SmmuError> {
-        self.mark_lent(ranges, false);
-        let result = self.map_host_ram(ranges);
+        let mut result = Ok(());
+        let mut batch = PageMask::new(0);
+        let mut first = 0;
+        for (i, r) in ranges.iter().enumerate() {
+            let block = r.align_out(BLOCK);
+            if block.len() == BLOCK && *r != block {
+                if !batch.is_empty() && batch.base() == block.start && batch.add(*r) {
+                    continue;
+                }
+                let pending = ranges.get(first..i).unwrap_or_default();
+                result = result.and(self.restore_batch(&batch, pending));
+                batch = PageMask::new(block.start);
+                first = i;
+                if batch.add(*r) {
+                    continue;
+                }
+            }
+            let pending = ranges.get(first..i).unwrap_or_default();
+            result = result.and(self.restore_batch(&batch, pending));
+            batch = PageMask::new(0);
+            first = i + 1;
+            result = result.and(self.restore_ranges(core::slice::from_ref(r)));
+        }
+        let pending = ranges.get(first..).unwrap_or_default();
+        result = result.and(self.restore_batch(&batch, pending));
         let tables = self.tables().to_vec();
         sync.publish(&tables);
         result
     }
+
+    /// Maps the pages of `batch` (those of `ranges`, inside one block) back in place if
+    /// they are all lent and the block is split; otherwise range by range.
+    fn restore_batch(&mut self, batch: &PageMask, ranges: &[Range]) -> Result<(), SmmuError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let BlockState::Pages(entries) = self.block_state(batch.base()) {
+            let (all, words) = self.lent.take_pages(batch);
+            self.work += words;
+            if all {
+                self.work += 1;
+                entries.set_pages(batch, dma_page);
+                return Ok(());
+            }
+        }
+        self.restore_ranges(ranges)
+    }
+
+    /// Marks `ranges` not lent and maps what the host owns in them.
+    fn restore_ranges(&mut self, ranges: &[Range]) -> Result<(), SmmuError> {
+        self.mark_lent(ranges, false);
+        self.map_host_ram(ranges)
+    }
+}
+
+/// The level-3 entry of a page of host RAM at `pa`, as the library writes it.
+fn dma_page(pa: u64) -> u64 {
+    pa | (DMA_RAM | El1Attributes::TABLE_OR_PAGE).bits() as u64
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ fn a_lend_breaks_the_block_invalidates_then_maps_the_rest() {
     assert_eq!((smmu.invalidations, smmu.publishes), (1, 1));
     assert!(!t.maps(0x5000_1000));
     assert!(t.maps(0x5000_0000) && t.maps(0x5000_2000) && t.maps(0x501f_f000));
-    assert_eq!(t.block_state(0x5000_0000), BlockState::Pages);
+    assert!(matches!(t.block_state(0x5000_0000), BlockState::Pages(_)));
     // A second lend in the split block only unmaps pages (no break).
     t.lend(&[Range::new(0x5000_3000, 0x5000_5000)], &mut smmu)
         .unwrap();
@@ -126,7 +126,7 @@ fn whole_blocks_and_ranges_across_blocks() {
     let owned = |a: u64| ram.iter().any(|r| r.contains(a)) && !lent(a);
     check_matches(&t, Range::new(0x43e0_0000, 0x4480_0000), &owned);
     // The split block in the middle (0x44400000) is entirely lent now: still a table.
-    assert_eq!(t.block_state(0x4440_0000), BlockState::Pages);
+    assert!(matches!(t.block_state(0x4440_0000), BlockState::Pages(_)));
     t.restore(&pieces, &mut smmu).unwrap();
     t.restore(&[Range::new(0x4400_0000, 0x4420_0000)], &mut smmu)
         .unwrap();
@@ -238,10 +238,19 @@ fn lend_and_reclaim_work_is_linear_in_the_ranges() {
         let start = t.work();
         t.lend(&ranges, &mut smmu).unwrap();
         let lend = t.work() - start;
-        assert!(!t.maps(0x4800_0000) && t.maps(0x4800_1000));
+        // Exactly the lent pages are gone, in the blocks broken and around them.
+        let around = Range::new(0x4800_0000 - BLOCK, 0x4800_0000 + 2 * n * PAGE + BLOCK);
+        check_matches(&t, around, &|a| !ranges.iter().any(|r| r.contains(a)));
         t.restore(&ranges, &mut smmu).unwrap();
         let reclaim = t.work() - start - lend;
-        assert!(t.maps(0x4800_0000) && t.lent.is_empty());
+        check_matches(&t, around, &|_| true);
+        assert!(t.lent.is_empty());
+        // Again, now that every block is split: the pages go and come back in place.
+        t.lend(&ranges, &mut smmu).unwrap();
+        check_matches(&t, around, &|a| !ranges.iter().any(|r| r.contains(a)));
+        t.restore(&ranges, &mut smmu).unwrap();
+        check_matches(&t, around, &|_| true);
+        assert_eq!(t.map.translation().freed, 0);
         // Per range: one bitmap word to check and one to mark, one table update to
         // unmap, and the page around it mapped back (one update, a bitmap word or two);
         // a reclaim: one word and one update.
