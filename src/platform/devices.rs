@@ -63,6 +63,9 @@ pub enum Access {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub path: String,
+    /// The node's index in the tree the plan was made from (`FlatTree` order), so that the
+    /// host DT writer (`host_dt`) finds it without comparing paths.
+    pub node: usize,
     /// Frames the host gets (page-aligned in the plan, exact here).
     pub host_frames: Vec<Range>,
     /// `Some` when the node is removed from the host's DT.
@@ -300,7 +303,11 @@ fn is_not_a_device(path: &str) -> bool {
 /// Unknown kinds are hidden; so is anything whose registers share a page with a hidden
 /// frame (the hidden frame wins).
 pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
-    let t = FlatTree::new(blob)?;
+    Some(plan_tree(&FlatTree::new(blob)?, iommus, ipa_limit))
+}
+
+/// `plan` for a tree that is already indexed.
+pub(crate) fn plan_tree(t: &FlatTree<'_>, iommus: Iommus, ipa_limit: u64) -> DevicePlan {
     let mut decisions = Vec::new();
     let mut hidden_phandles = Vec::new();
     let mut granted: Vec<Range> = Vec::new();
@@ -327,15 +334,15 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
             node = after_subtree;
             continue;
         }
-        let frames = regs(&t, node);
-        let secure_no_regs = frames.is_empty() && is_secure_only(&t, node);
+        let frames = regs(t, node);
+        let secure_no_regs = frames.is_empty() && is_secure_only(t, node);
         if frames.is_empty() && !secure_no_regs {
             // No registers of its own (timers, PMU, PSCI, buses, clocks): its children may.
             paths.push(path);
             node = next;
             continue;
         }
-        let (access, indexes) = classify(&t, node, &frames, iommus);
+        let (access, indexes) = classify(t, node, &frames, iommus);
         match access {
             Access::Host => {
                 let mut host_frames = Vec::new();
@@ -347,13 +354,14 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
                         withheld_frames.push(*r);
                     }
                 }
-                if compatible_has(&t, node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
-                    host_frames.extend(pci_windows(&t, node, parent_cells));
+                if compatible_has(t, node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
+                    host_frames.extend(pci_windows(t, node, parent_cells));
                 }
                 granted.extend(host_frames.iter().copied());
                 denied.extend(withheld_frames.iter().copied());
                 decisions.push(Decision {
                     path: path.clone(),
+                    node,
                     host_frames,
                     hidden: None,
                     withheld_frames,
@@ -366,10 +374,11 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
                 denied.extend(frames.iter().copied());
                 // A hidden node's whole subtree goes with it.
                 hidden_phandles.extend((node..after_subtree).filter_map(|k| {
-                    u32_prop(&t, k, "phandle").or_else(|| u32_prop(&t, k, "linux,phandle"))
+                    u32_prop(t, k, "phandle").or_else(|| u32_prop(t, k, "linux,phandle"))
                 }));
                 decisions.push(Decision {
                     path,
+                    node,
                     host_frames: Vec::new(),
                     hidden: Some(why),
                     withheld_frames: frames,
@@ -381,11 +390,11 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
     // Nodes without registers that only refer to hidden ones (gpio-poweroff naming the
     // secure GPIO) are secure-only too and were hidden above by their status.
     let host_mmio = page_ranges(&granted, &denied, ipa_limit);
-    Some(DevicePlan {
+    DevicePlan {
         host_mmio,
         decisions,
         hidden_phandles,
-    })
+    }
 }
 
 /// `granted` widened to pages, minus `denied` widened to pages, clipped to the IPA space;

@@ -216,6 +216,10 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
 /// SMMU reader (`smmuv3::dt`) read the tree through it too.
 pub(crate) struct FlatTree<'a> {
     strings: &'a [u8],
+    /// The memory reservation block, its all-zero terminator included.
+    rsv: &'a [u8],
+    boot_cpu: u32,
+    structure_len: usize,
     nodes: Vec<FlatNode<'a>>,
     props: Vec<(u32, &'a [u8])>,
 }
@@ -234,14 +238,30 @@ impl<'a> FlatTree<'a> {
             return None;
         }
         let field = |i: usize| be32(blob, 4 * i).map(|v| v as usize);
-        let (off_struct, off_strings) = (field(2)?, field(3)?);
+        let (total, off_struct, off_strings, off_rsv) =
+            (field(1)?, field(2)?, field(3)?, field(4)?);
         let (strings_len, struct_len) = (field(8)?, field(9)?);
+        let blob = blob.get(..total)?;
         let structure = blob.get(off_struct..off_struct.checked_add(struct_len)?)?;
         let strings = blob.get(off_strings..off_strings.checked_add(strings_len)?)?;
+        // Memory reservation block: 16-byte (address, size) entries up to an all-zero one
+        // (Devicetree Specification v0.4 §5.3), which must lie inside the blob.
+        let mut rsv_end = off_rsv;
+        loop {
+            let entry = blob.get(rsv_end..rsv_end.checked_add(16)?)?;
+            rsv_end += 16;
+            if entry.iter().all(|&b| b == 0) {
+                break;
+            }
+        }
+        let rsv = blob.get(off_rsv..rsv_end)?;
         // Sized from the structure block so that the vectors grow once or never: a node
         // takes at least 12 bytes of it, a property at least 12.
         let mut tree = FlatTree {
             strings,
+            rsv,
+            boot_cpu: field(7)? as u32,
+            structure_len: struct_len,
             nodes: Vec::with_capacity(struct_len / 64),
             props: Vec::with_capacity(struct_len / 24),
         };
@@ -287,6 +307,46 @@ impl<'a> FlatTree<'a> {
             }
         }
         stack.is_empty().then_some(tree)
+    }
+
+    /// The properties of `node` in DT order: (name offset in the strings block, value).
+    pub(crate) fn props_of(&self, node: usize) -> &[(u32, &'a [u8])] {
+        self.nodes
+            .get(node)
+            .and_then(|n| self.props.get(n.props.clone()))
+            .unwrap_or(&[])
+    }
+
+    /// The name at `offset` in the strings block, without its terminator.
+    pub(crate) fn string_at(&self, offset: u32) -> Option<&'a [u8]> {
+        let s = self.strings.get(offset as usize..)?;
+        s.get(..s.iter().position(|&b| b == 0)?)
+    }
+
+    /// The strings block as it is in the blob.
+    pub(crate) fn strings(&self) -> &'a [u8] {
+        self.strings
+    }
+
+    /// The memory reservation block as it is in the blob, terminator included.
+    pub(crate) fn reservations(&self) -> &'a [u8] {
+        self.rsv
+    }
+
+    /// The size of the blob's structure block.
+    pub(crate) fn structure_len(&self) -> usize {
+        self.structure_len
+    }
+
+    /// The header's `boot_cpuid_phys`.
+    pub(crate) fn boot_cpu(&self) -> u32 {
+        self.boot_cpu
+    }
+
+    /// The child of `parent` named exactly `name` (unit address included).
+    pub(crate) fn child(&self, parent: usize, name: &str) -> Option<usize> {
+        self.children(parent)
+            .find(|&c| self.nodes.get(c).is_some_and(|n| n.name == name.as_bytes()))
     }
 
     pub(crate) fn prop(&self, node: usize, name: &str) -> Option<&'a [u8]> {
@@ -456,8 +516,12 @@ impl<'a> FlatTree<'a> {
 impl PlatformInfo {
     /// Reads a tree (FDT_NOP tokens are skipped, so the firmware's own blob reads too).
     pub fn parse(blob: &[u8]) -> Result<Self, DtError> {
-        let t = FlatTree::new(blob).ok_or(DtError::BadBlob)?;
+        Self::from_tree(&FlatTree::new(blob).ok_or(DtError::BadBlob)?)
+    }
 
+    /// Reads a tree that is already indexed (warden's boot indexes the firmware's tree
+    /// once and every reader shares it).
+    pub(crate) fn from_tree(t: &FlatTree<'_>) -> Result<Self, DtError> {
         let mut memory: Vec<Range> = t
             .children(0)
             .filter(|&n| {
