@@ -10,7 +10,6 @@
 //! owns. Everything else is unmapped, and its node is removed from the host's DT so that the
 //! host is not told about a device it may not use.
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -324,13 +323,15 @@ pub(crate) fn plan_tree(t: &FlatTree<'_>, iommus: Iommus, ipa_limit: u64) -> Dev
         let depth = n.depth;
         paths.truncate(depth.saturating_sub(1));
         let parent_path = paths.last().map_or("", String::as_str);
-        let path = format!("{parent_path}/{}", String::from_utf8_lossy(n.name));
-        let parent_cells = t
-            .parent(node)
-            .map_or(2, |p| t.cells(p, "#address-cells", 2)) as usize;
+        let name = String::from_utf8_lossy(n.name);
+        let mut path = String::with_capacity(parent_path.len() + 1 + name.len());
+        path.push_str(parent_path);
+        path.push('/');
+        path.push_str(&name);
         let next = node + 1;
         let after_subtree = t.subtree_end(node);
-        if is_not_a_device(&path) {
+        // The subtrees that are not devices are all the root's children.
+        if depth == 1 && is_not_a_device(&path) {
             node = after_subtree;
             continue;
         }
@@ -355,6 +356,10 @@ pub(crate) fn plan_tree(t: &FlatTree<'_>, iommus: Iommus, ipa_limit: u64) -> Dev
                     }
                 }
                 if compatible_has(t, node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
+                    let parent_cells = t
+                        .parent(node)
+                        .map_or(2, |p| t.cells(p, "#address-cells", 2))
+                        as usize;
                     host_frames.extend(pci_windows(t, node, parent_cells));
                 }
                 granted.extend(host_frames.iter().copied());

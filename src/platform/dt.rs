@@ -230,6 +230,9 @@ pub(crate) struct FlatNode<'a> {
     pub(crate) depth: usize,
     /// Indices into `props`.
     props: core::ops::Range<usize>,
+    /// One past the last node of this node's subtree, so that walking a node's children
+    /// steps over their subtrees instead of visiting every node under it.
+    end: usize,
 }
 
 impl<'a> FlatTree<'a> {
@@ -282,11 +285,14 @@ impl<'a> FlatTree<'a> {
                         parent: stack.last().copied().unwrap_or(index),
                         depth: stack.len(),
                         props: tree.props.len()..tree.props.len(),
+                        end: index + 1,
                     });
                     stack.push(index);
                 }
                 FDT_END_NODE => {
-                    stack.pop()?;
+                    let closed = stack.pop()?;
+                    let end = tree.nodes.len();
+                    tree.nodes.get_mut(closed)?.end = end;
                 }
                 FDT_PROP => {
                     let len = be32(structure, at)? as usize;
@@ -379,10 +385,11 @@ impl<'a> FlatTree<'a> {
     }
 
     pub(crate) fn children(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
-        let depth = self.nodes.get(node).map_or(usize::MAX, |n| n.depth + 1);
-        (node + 1..self.nodes.len())
-            .take_while(move |&i| self.nodes.get(i).is_some_and(|n| n.depth >= depth))
-            .filter(move |&i| self.nodes.get(i).is_some_and(|n| n.depth == depth))
+        let end = self.subtree_end(node);
+        // Each child's subtree ends where the next child starts.
+        core::iter::successors(Some(node + 1).filter(|&c| c < end), move |&c| {
+            Some(self.subtree_end(c)).filter(|&next| next > c && next < end)
+        })
     }
 
     /// The node at `path` ("/a/b"; a component without a unit address matches the
@@ -457,12 +464,7 @@ impl<'a> FlatTree<'a> {
     /// One past the last node of `node`'s subtree: `node..subtree_end(node)` is the node and
     /// everything under it.
     pub(crate) fn subtree_end(&self, node: usize) -> usize {
-        let Some(depth) = self.nodes.get(node).map(|n| n.depth) else {
-            return node;
-        };
-        (node + 1..self.nodes.len())
-            .find(|&i| self.nodes.get(i).is_some_and(|n| n.depth <= depth))
-            .unwrap_or(self.nodes.len())
+        self.nodes.get(node).map_or(node, |n| n.end)
     }
 
     /// Whether one of `node`'s `compatible` strings is one of `any`.
