@@ -122,16 +122,14 @@ fn str_prop<'a>(t: &FlatTree<'a>, node: usize, name: &str) -> Option<&'a str> {
 }
 
 fn is_secure_only(t: &FlatTree<'_>, node: usize) -> bool {
-    let status = str_prop(t, node, "status");
-    let secure = str_prop(t, node, "secure-status");
-    matches!(status, Some("disabled" | "fail")) && matches!(secure, Some("okay" | "ok"))
+    status_is_secure_only(t, node, str_prop(t, node, "status"))
 }
 
-fn is_disabled(t: &FlatTree<'_>, node: usize) -> bool {
-    matches!(
-        str_prop(t, node, "status"),
-        Some(s) if s != "okay" && s != "ok"
-    )
+/// `is_secure_only` with the node's `status` already read.
+fn status_is_secure_only(t: &FlatTree<'_>, node: usize, status: Option<&str>) -> bool {
+    // `secure-status` is read only for a node that is not in use in the normal world.
+    matches!(status, Some("disabled" | "fail"))
+        && matches!(str_prop(t, node, "secure-status"), Some("okay" | "ok"))
 }
 
 fn regs(t: &FlatTree<'_>, node: usize) -> Vec<Range> {
@@ -163,8 +161,8 @@ fn pci_windows(t: &FlatTree<'_>, node: usize, parent_addr_cells: usize) -> Vec<R
     let Some(ranges) = t.prop(node, "ranges") else {
         return Vec::new();
     };
-    let child = t.cells(node, "#address-cells", 2) as usize;
-    let size = t.cells(node, "#size-cells", 1) as usize;
+    let child = t.address_cells(node, 2) as usize;
+    let size = t.size_cells(node, 1) as usize;
     let entry = child + parent_addr_cells + size;
     let cells: Vec<u32> = be_cells(ranges).collect();
     if entry == 0 {
@@ -215,10 +213,12 @@ fn classify(
     iommus: Iommus,
 ) -> (Access, Option<Vec<usize>>) {
     use HiddenBecause::*;
-    if is_secure_only(t, node) {
+    // `status` once for both questions.
+    let status = str_prop(t, node, "status");
+    if status_is_secure_only(t, node, status) {
         return (Access::Hidden(Secure), None);
     }
-    if is_disabled(t, node) {
+    if matches!(status, Some(s) if s != "okay" && s != "ok") {
         return (Access::Hidden(Disabled), None);
     }
     // A device warden drives (an SMMU it took over, its own console UART).
@@ -297,10 +297,10 @@ fn is_not_a_device(path: &str) -> bool {
         || path.starts_with("/memory")
 }
 
-/// Decides, for every device node of `blob` (a tree produced by `dt::normalize`), whether
-/// the host gets it, and returns the host's MMIO ranges clipped to `[0, ipa_limit)`.
-/// Unknown kinds are hidden; so is anything whose registers share a page with a hidden
-/// frame (the hidden frame wins).
+/// Decides, for every device node of `blob` (FDT_NOP tokens are skipped, so the
+/// firmware's own blob reads too), whether the host gets it, and returns the host's MMIO
+/// ranges clipped to `[0, ipa_limit)`. Unknown kinds are hidden; so is anything whose
+/// registers share a page with a hidden frame (the hidden frame wins).
 pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
     Some(plan_tree(&FlatTree::new(blob)?, iommus, ipa_limit))
 }
@@ -356,10 +356,7 @@ pub(crate) fn plan_tree(t: &FlatTree<'_>, iommus: Iommus, ipa_limit: u64) -> Dev
                     }
                 }
                 if compatible_has(t, node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
-                    let parent_cells = t
-                        .parent(node)
-                        .map_or(2, |p| t.cells(p, "#address-cells", 2))
-                        as usize;
+                    let parent_cells = t.parent(node).map_or(2, |p| t.address_cells(p, 2)) as usize;
                     host_frames.extend(pci_windows(t, node, parent_cells));
                 }
                 granted.extend(host_frames.iter().copied());

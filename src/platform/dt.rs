@@ -209,11 +209,14 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
 }
 
 /// A device tree indexed in one pass over the structure block: every node with its depth,
-/// parent and properties (names left as bytes in the strings block). Lookups compare bytes;
-/// nothing is validated as UTF-8 except the few strings warden reads. The `fdt` crate walks
-/// the tree again and validates every property name it passes on each lookup, which made
-/// reading the platform a sixth of warden's boot; the device plan (`devices::plan`) and the
-/// SMMU reader (`smmuv3::dt`) read the tree through it too.
+/// parent, subtree end and properties (names left as bytes in the strings block), with
+/// FDT_NOP tokens skipped, so the firmware's own blob is indexed in place. Lookups compare
+/// bytes; nothing is validated as UTF-8 except node names and the few strings warden reads.
+/// The `fdt` crate walks the tree again and validates every property name it passes on each
+/// lookup, which made reading the platform a sixth of warden's boot. warden's boot builds one
+/// index of the firmware's blob and every reader shares it: the platform
+/// (`PlatformInfo::from_tree`), the SMMUs (`smmuv3::dt`), the console, the device plan
+/// (`devices::plan_tree`) and the host DT writer (`host_dt`).
 pub(crate) struct FlatTree<'a> {
     strings: &'a [u8],
     /// The memory reservation block, its all-zero terminator included.
@@ -233,6 +236,11 @@ pub(crate) struct FlatNode<'a> {
     /// One past the last node of this node's subtree, so that walking a node's children
     /// steps over their subtrees instead of visiting every node under it.
     end: usize,
+    /// The values of the node's `#address-cells` and `#size-cells`, found while indexing:
+    /// every `reg` lookup needs its parent's, and looking them up by name each time was
+    /// most of the device plan's string comparisons.
+    address_cells: Option<&'a [u8]>,
+    size_cells: Option<&'a [u8]>,
 }
 
 impl<'a> FlatTree<'a> {
@@ -278,6 +286,9 @@ impl<'a> FlatTree<'a> {
                     let rest = structure.get(at..)?;
                     let len = rest.iter().position(|&b| b == 0)?;
                     let name = rest.get(..len)?;
+                    // Node names are ASCII (Devicetree Specification v0.4 §2.2.1): a name
+                    // that is not even UTF-8 marks a corrupt blob.
+                    core::str::from_utf8(name).ok()?;
                     at = (at + len + 1).next_multiple_of(4);
                     let index = tree.nodes.len();
                     tree.nodes.push(FlatNode {
@@ -286,6 +297,8 @@ impl<'a> FlatTree<'a> {
                         depth: stack.len(),
                         props: tree.props.len()..tree.props.len(),
                         end: index + 1,
+                        address_cells: None,
+                        size_cells: None,
                     });
                     stack.push(index);
                 }
@@ -306,6 +319,16 @@ impl<'a> FlatTree<'a> {
                     }
                     tree.props.push((name, value));
                     node.props.end = tree.props.len();
+                    // The first of each, as `prop` finds it. Only names starting with '#'
+                    // are compared further.
+                    let name = strings.get(name as usize..).unwrap_or(&[]);
+                    if name.first() == Some(&b'#') {
+                        if name.starts_with(b"#address-cells\0") {
+                            node.address_cells.get_or_insert(value);
+                        } else if name.starts_with(b"#size-cells\0") {
+                            node.size_cells.get_or_insert(value);
+                        }
+                    }
                 }
                 FDT_NOP => {}
                 FDT_END => break,
@@ -398,19 +421,46 @@ impl<'a> FlatTree<'a> {
         let mut node = 0;
         for part in path.split('/').filter(|p| !p.is_empty()) {
             let part = part.as_bytes();
+            let any_unit = !part.contains(&b'@');
+            // The first byte first: most siblings differ there, and the full comparison
+            // is a call to memcmp.
             node = self.children(node).find(|&c| {
                 self.nodes.get(c).is_some_and(|n| {
-                    n.name == part
-                        || (!part.contains(&b'@')
-                            && n.name.split(|&b| b == b'@').next() == Some(part))
+                    n.name.first() == part.first()
+                        && n.name.starts_with(part)
+                        && match n.name.get(part.len()) {
+                            None => true,
+                            Some(&b) => any_unit && b == b'@',
+                        }
                 })
             })?;
         }
         Some(node)
     }
 
+    /// A cell count by name, looked up among the node's properties (the tests' reference
+    /// for `address_cells` and `size_cells`).
+    #[cfg(test)]
     pub(crate) fn cells(&self, node: usize, name: &str, default: u32) -> u32 {
         self.prop(node, name)
+            .and_then(|v| be32(v, 0))
+            .unwrap_or(default)
+    }
+
+    /// `node`'s `#address-cells` (`default` if absent), as `cells` reads it.
+    pub(crate) fn address_cells(&self, node: usize, default: u32) -> u32 {
+        self.nodes
+            .get(node)
+            .and_then(|n| n.address_cells)
+            .and_then(|v| be32(v, 0))
+            .unwrap_or(default)
+    }
+
+    /// `node`'s `#size-cells` (`default` if absent), as `cells` reads it.
+    pub(crate) fn size_cells(&self, node: usize, default: u32) -> u32 {
+        self.nodes
+            .get(node)
+            .and_then(|n| n.size_cells)
             .and_then(|v| be32(v, 0))
             .unwrap_or(default)
     }
@@ -419,8 +469,8 @@ impl<'a> FlatTree<'a> {
     /// (defaults 2 and 1, Devicetree Specification v0.4 §2.3.5); None for a size of 0 cells.
     pub(crate) fn regs(&self, node: usize) -> impl Iterator<Item = (u64, Option<u64>)> + '_ {
         let parent = self.nodes.get(node).map_or(0, |n| n.parent);
-        let ac = self.cells(parent, "#address-cells", 2) as usize;
-        let sc = self.cells(parent, "#size-cells", 1) as usize;
+        let ac = self.address_cells(parent, 2) as usize;
+        let sc = self.size_cells(parent, 1) as usize;
         let value = self.prop(node, "reg").unwrap_or(&[]);
         let entry = 4 * (ac + sc);
         let read = |cells: &[u8]| {
@@ -480,10 +530,7 @@ impl<'a> FlatTree<'a> {
     /// for other cell counts; a size of 0 cells reads as None.
     pub(crate) fn regs_small(&self, node: usize) -> impl Iterator<Item = (u64, Option<u64>)> + '_ {
         let (ac, sc) = match self.parent(node) {
-            Some(p) => (
-                self.cells(p, "#address-cells", 2),
-                self.cells(p, "#size-cells", 1),
-            ),
+            Some(p) => (self.address_cells(p, 2), self.size_cells(p, 1)),
             None => (2, 1),
         };
         let usable = matches!(ac, 1 | 2) && sc <= 2;

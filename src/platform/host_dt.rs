@@ -201,10 +201,7 @@ pub(crate) fn for_host_tree(
     // Cell sizes come from the existing node when there is one (the firmware's entries
     // stay valid), otherwise a new node uses two cells each.
     let (addr_cells, size_cells) = reserved_memory.map_or((2, 2), |n| {
-        (
-            t.cells(n, "#address-cells", 2) as usize,
-            t.cells(n, "#size-cells", 1) as usize,
-        )
+        (t.address_cells(n, 2) as usize, t.size_cells(n, 1) as usize)
     });
     let mut warden_reg = cells(reserved.start, addr_cells)?;
     warden_reg.extend(cells(reserved.len(), size_cells)?);

@@ -41,7 +41,7 @@ fn as_number(v: &[u8]) -> Option<u64> {
     }
 }
 
-/// Every SMMUv3 in `blob` (a tree produced by `dt::normalize`), read with the single-pass
+/// Every SMMUv3 in `blob` (FDT_NOP tokens are skipped), read with the single-pass
 /// `FlatTree`. The stream IDs routed to each SMMU come from one more pass over the tree's
 /// `iommu-map` and `iommus` properties per SMMU.
 pub fn find(blob: &[u8]) -> Vec<SmmuNode> {
