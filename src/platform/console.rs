@@ -122,33 +122,40 @@ impl ConsoleChoice {
 /// names (`PlatformInfo::console`). Without a stdout UART warden has no console, as before:
 /// it does not take a UART the host may be using without saying so.
 pub fn choose(tree: &[u8], stdout: Option<Range>) -> Option<ConsoleChoice> {
+    let tree = crate::platform::dt::FlatTree::new(tree);
+    choose_in(tree.as_ref()?, stdout)
+}
+
+/// `choose` for a tree that is already indexed (warden's boot reads the DT once).
+pub(crate) fn choose_in(
+    t: &crate::platform::dt::FlatTree<'_>,
+    stdout: Option<Range>,
+) -> Option<ConsoleChoice> {
     let stdout = stdout?;
-    let own = fdt::Fdt::new(tree).ok().and_then(|fdt| {
-        fdt.all_nodes()
-            // Serial ports by name first (DT spec §2.2.2 generic name "serial"; QEMU and
-            // older trees say "pl011" or "uart"), so that the properties of every other
-            // node are not read at boot. A PL011 named otherwise is not taken.
-            .filter(|n| {
-                ["serial", "pl011", "uart"]
+    let own = (1..t.len())
+        // Serial ports by name first (DT spec §2.2.2 generic name "serial"; QEMU and
+        // older trees say "pl011" or "uart"), so that the properties of every other
+        // node are not read at boot. A PL011 named otherwise is not taken.
+        .filter(|&n| {
+            t.node(n).is_some_and(|node| {
+                [&b"serial"[..], b"pl011", b"uart"]
                     .iter()
-                    .any(|p| n.name.starts_with(p))
+                    .any(|p| node.name.starts_with(p))
             })
-            .filter(|n| {
-                n.compatible()
-                    .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
-            })
-            // "okay" or absent: not disabled, and so not the secure UART either.
-            .filter(|n| {
-                n.property("status")
-                    .and_then(|p| p.as_str())
-                    .is_none_or(|s| s == "okay" || s == "ok")
-            })
-            .filter_map(|n| {
-                let r = n.reg()?.next()?;
-                Range::from_base_size(r.starting_address as u64, r.size? as u64)
-            })
-            .find(|r| r.start != stdout.start)
-    });
+        })
+        .filter(|&n| t.has_compatible(n, "arm,pl011"))
+        // "okay" or absent: not disabled, and so not the secure UART either.
+        .filter(|&n| {
+            t.prop(n, "status")
+                .and_then(|v| core::str::from_utf8(v).ok())
+                .map(|s| s.trim_end_matches('\0'))
+                .is_none_or(|s| s == "okay" || s == "ok")
+        })
+        .filter_map(|n| {
+            let (base, size) = t.regs_small(n).next()?;
+            Range::from_base_size(base, size?)
+        })
+        .find(|r| r.start != stdout.start);
     Some(match own {
         Some(r) => ConsoleChoice::Own(r),
         None => ConsoleChoice::Shared(stdout),

@@ -10,7 +10,6 @@
 //! owns. Everything else is unmapped, and its node is removed from the host's DT so that the
 //! host is not told about a device it may not use.
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -63,6 +62,9 @@ pub enum Access {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub path: String,
+    /// The node's index in the tree the plan was made from (`FlatTree` order), so that the
+    /// host DT writer (`host_dt`) finds it without comparing paths.
+    pub node: usize,
     /// Frames the host gets (page-aligned in the plan, exact here).
     pub host_frames: Vec<Range>,
     /// `Some` when the node is removed from the host's DT.
@@ -120,16 +122,14 @@ fn str_prop<'a>(t: &FlatTree<'a>, node: usize, name: &str) -> Option<&'a str> {
 }
 
 fn is_secure_only(t: &FlatTree<'_>, node: usize) -> bool {
-    let status = str_prop(t, node, "status");
-    let secure = str_prop(t, node, "secure-status");
-    matches!(status, Some("disabled" | "fail")) && matches!(secure, Some("okay" | "ok"))
+    status_is_secure_only(t, node, str_prop(t, node, "status"))
 }
 
-fn is_disabled(t: &FlatTree<'_>, node: usize) -> bool {
-    matches!(
-        str_prop(t, node, "status"),
-        Some(s) if s != "okay" && s != "ok"
-    )
+/// `is_secure_only` with the node's `status` already read.
+fn status_is_secure_only(t: &FlatTree<'_>, node: usize, status: Option<&str>) -> bool {
+    // `secure-status` is read only for a node that is not in use in the normal world.
+    matches!(status, Some("disabled" | "fail"))
+        && matches!(str_prop(t, node, "secure-status"), Some("okay" | "ok"))
 }
 
 fn regs(t: &FlatTree<'_>, node: usize) -> Vec<Range> {
@@ -161,8 +161,8 @@ fn pci_windows(t: &FlatTree<'_>, node: usize, parent_addr_cells: usize) -> Vec<R
     let Some(ranges) = t.prop(node, "ranges") else {
         return Vec::new();
     };
-    let child = t.cells(node, "#address-cells", 2) as usize;
-    let size = t.cells(node, "#size-cells", 1) as usize;
+    let child = t.address_cells(node, 2) as usize;
+    let size = t.size_cells(node, 1) as usize;
     let entry = child + parent_addr_cells + size;
     let cells: Vec<u32> = be_cells(ranges).collect();
     if entry == 0 {
@@ -213,10 +213,12 @@ fn classify(
     iommus: Iommus,
 ) -> (Access, Option<Vec<usize>>) {
     use HiddenBecause::*;
-    if is_secure_only(t, node) {
+    // `status` once for both questions.
+    let status = str_prop(t, node, "status");
+    if status_is_secure_only(t, node, status) {
         return (Access::Hidden(Secure), None);
     }
-    if is_disabled(t, node) {
+    if matches!(status, Some(s) if s != "okay" && s != "ok") {
         return (Access::Hidden(Disabled), None);
     }
     // A device warden drives (an SMMU it took over, its own console UART).
@@ -295,12 +297,16 @@ fn is_not_a_device(path: &str) -> bool {
         || path.starts_with("/memory")
 }
 
-/// Decides, for every device node of `blob` (a tree produced by `dt::normalize`), whether
-/// the host gets it, and returns the host's MMIO ranges clipped to `[0, ipa_limit)`.
-/// Unknown kinds are hidden; so is anything whose registers share a page with a hidden
-/// frame (the hidden frame wins).
+/// Decides, for every device node of `blob` (FDT_NOP tokens are skipped, so the
+/// firmware's own blob reads too), whether the host gets it, and returns the host's MMIO
+/// ranges clipped to `[0, ipa_limit)`. Unknown kinds are hidden; so is anything whose
+/// registers share a page with a hidden frame (the hidden frame wins).
 pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
-    let t = FlatTree::new(blob)?;
+    Some(plan_tree(&FlatTree::new(blob)?, iommus, ipa_limit))
+}
+
+/// `plan` for a tree that is already indexed.
+pub(crate) fn plan_tree(t: &FlatTree<'_>, iommus: Iommus, ipa_limit: u64) -> DevicePlan {
     let mut decisions = Vec::new();
     let mut hidden_phandles = Vec::new();
     let mut granted: Vec<Range> = Vec::new();
@@ -317,25 +323,27 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
         let depth = n.depth;
         paths.truncate(depth.saturating_sub(1));
         let parent_path = paths.last().map_or("", String::as_str);
-        let path = format!("{parent_path}/{}", String::from_utf8_lossy(n.name));
-        let parent_cells = t
-            .parent(node)
-            .map_or(2, |p| t.cells(p, "#address-cells", 2)) as usize;
+        let name = String::from_utf8_lossy(n.name);
+        let mut path = String::with_capacity(parent_path.len() + 1 + name.len());
+        path.push_str(parent_path);
+        path.push('/');
+        path.push_str(&name);
         let next = node + 1;
         let after_subtree = t.subtree_end(node);
-        if is_not_a_device(&path) {
+        // The subtrees that are not devices are all the root's children.
+        if depth == 1 && is_not_a_device(&path) {
             node = after_subtree;
             continue;
         }
-        let frames = regs(&t, node);
-        let secure_no_regs = frames.is_empty() && is_secure_only(&t, node);
+        let frames = regs(t, node);
+        let secure_no_regs = frames.is_empty() && is_secure_only(t, node);
         if frames.is_empty() && !secure_no_regs {
             // No registers of its own (timers, PMU, PSCI, buses, clocks): its children may.
             paths.push(path);
             node = next;
             continue;
         }
-        let (access, indexes) = classify(&t, node, &frames, iommus);
+        let (access, indexes) = classify(t, node, &frames, iommus);
         match access {
             Access::Host => {
                 let mut host_frames = Vec::new();
@@ -347,13 +355,15 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
                         withheld_frames.push(*r);
                     }
                 }
-                if compatible_has(&t, node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
-                    host_frames.extend(pci_windows(&t, node, parent_cells));
+                if compatible_has(t, node, &["pci-host-ecam-generic", "pci-host-cam-generic"]) {
+                    let parent_cells = t.parent(node).map_or(2, |p| t.address_cells(p, 2)) as usize;
+                    host_frames.extend(pci_windows(t, node, parent_cells));
                 }
                 granted.extend(host_frames.iter().copied());
                 denied.extend(withheld_frames.iter().copied());
                 decisions.push(Decision {
                     path: path.clone(),
+                    node,
                     host_frames,
                     hidden: None,
                     withheld_frames,
@@ -366,10 +376,11 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
                 denied.extend(frames.iter().copied());
                 // A hidden node's whole subtree goes with it.
                 hidden_phandles.extend((node..after_subtree).filter_map(|k| {
-                    u32_prop(&t, k, "phandle").or_else(|| u32_prop(&t, k, "linux,phandle"))
+                    u32_prop(t, k, "phandle").or_else(|| u32_prop(t, k, "linux,phandle"))
                 }));
                 decisions.push(Decision {
                     path,
+                    node,
                     host_frames: Vec::new(),
                     hidden: Some(why),
                     withheld_frames: frames,
@@ -381,11 +392,11 @@ pub fn plan(blob: &[u8], iommus: Iommus, ipa_limit: u64) -> Option<DevicePlan> {
     // Nodes without registers that only refer to hidden ones (gpio-poweroff naming the
     // secure GPIO) are secure-only too and were hidden above by their status.
     let host_mmio = page_ranges(&granted, &denied, ipa_limit);
-    Some(DevicePlan {
+    DevicePlan {
         host_mmio,
         decisions,
         hidden_phandles,
-    })
+    }
 }
 
 /// `granted` widened to pages, minus `denied` widened to pages, clipped to the IPA space;

@@ -209,13 +209,20 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
 }
 
 /// A device tree indexed in one pass over the structure block: every node with its depth,
-/// parent and properties (names left as bytes in the strings block). Lookups compare bytes;
-/// nothing is validated as UTF-8 except the few strings warden reads. The `fdt` crate walks
-/// the tree again and validates every property name it passes on each lookup, which made
-/// reading the platform a sixth of warden's boot; the device plan (`devices::plan`) and the
-/// SMMU reader (`smmuv3::dt`) read the tree through it too.
+/// parent, subtree end and properties (names left as bytes in the strings block), with
+/// FDT_NOP tokens skipped, so the firmware's own blob is indexed in place. Lookups compare
+/// bytes; nothing is validated as UTF-8 except node names and the few strings warden reads.
+/// The `fdt` crate walks the tree again and validates every property name it passes on each
+/// lookup, which made reading the platform a sixth of warden's boot. warden's boot builds one
+/// index of the firmware's blob and every reader shares it: the platform
+/// (`PlatformInfo::from_tree`), the SMMUs (`smmuv3::dt`), the console, the device plan
+/// (`devices::plan_tree`) and the host DT writer (`host_dt`).
 pub(crate) struct FlatTree<'a> {
     strings: &'a [u8],
+    /// The memory reservation block, its all-zero terminator included.
+    rsv: &'a [u8],
+    boot_cpu: u32,
+    structure_len: usize,
     nodes: Vec<FlatNode<'a>>,
     props: Vec<(u32, &'a [u8])>,
 }
@@ -226,6 +233,14 @@ pub(crate) struct FlatNode<'a> {
     pub(crate) depth: usize,
     /// Indices into `props`.
     props: core::ops::Range<usize>,
+    /// One past the last node of this node's subtree, so that walking a node's children
+    /// steps over their subtrees instead of visiting every node under it.
+    end: usize,
+    /// The values of the node's `#address-cells` and `#size-cells`, found while indexing:
+    /// every `reg` lookup needs its parent's, and looking them up by name each time was
+    /// most of the device plan's string comparisons.
+    address_cells: Option<&'a [u8]>,
+    size_cells: Option<&'a [u8]>,
 }
 
 impl<'a> FlatTree<'a> {
@@ -234,14 +249,30 @@ impl<'a> FlatTree<'a> {
             return None;
         }
         let field = |i: usize| be32(blob, 4 * i).map(|v| v as usize);
-        let (off_struct, off_strings) = (field(2)?, field(3)?);
+        let (total, off_struct, off_strings, off_rsv) =
+            (field(1)?, field(2)?, field(3)?, field(4)?);
         let (strings_len, struct_len) = (field(8)?, field(9)?);
+        let blob = blob.get(..total)?;
         let structure = blob.get(off_struct..off_struct.checked_add(struct_len)?)?;
         let strings = blob.get(off_strings..off_strings.checked_add(strings_len)?)?;
+        // Memory reservation block: 16-byte (address, size) entries up to an all-zero one
+        // (Devicetree Specification v0.4 §5.3), which must lie inside the blob.
+        let mut rsv_end = off_rsv;
+        loop {
+            let entry = blob.get(rsv_end..rsv_end.checked_add(16)?)?;
+            rsv_end += 16;
+            if entry.iter().all(|&b| b == 0) {
+                break;
+            }
+        }
+        let rsv = blob.get(off_rsv..rsv_end)?;
         // Sized from the structure block so that the vectors grow once or never: a node
         // takes at least 12 bytes of it, a property at least 12.
         let mut tree = FlatTree {
             strings,
+            rsv,
+            boot_cpu: field(7)? as u32,
+            structure_len: struct_len,
             nodes: Vec::with_capacity(struct_len / 64),
             props: Vec::with_capacity(struct_len / 24),
         };
@@ -255,6 +286,9 @@ impl<'a> FlatTree<'a> {
                     let rest = structure.get(at..)?;
                     let len = rest.iter().position(|&b| b == 0)?;
                     let name = rest.get(..len)?;
+                    // Node names are ASCII (Devicetree Specification v0.4 §2.2.1): a name
+                    // that is not even UTF-8 marks a corrupt blob.
+                    core::str::from_utf8(name).ok()?;
                     at = (at + len + 1).next_multiple_of(4);
                     let index = tree.nodes.len();
                     tree.nodes.push(FlatNode {
@@ -262,11 +296,16 @@ impl<'a> FlatTree<'a> {
                         parent: stack.last().copied().unwrap_or(index),
                         depth: stack.len(),
                         props: tree.props.len()..tree.props.len(),
+                        end: index + 1,
+                        address_cells: None,
+                        size_cells: None,
                     });
                     stack.push(index);
                 }
                 FDT_END_NODE => {
-                    stack.pop()?;
+                    let closed = stack.pop()?;
+                    let end = tree.nodes.len();
+                    tree.nodes.get_mut(closed)?.end = end;
                 }
                 FDT_PROP => {
                     let len = be32(structure, at)? as usize;
@@ -280,6 +319,16 @@ impl<'a> FlatTree<'a> {
                     }
                     tree.props.push((name, value));
                     node.props.end = tree.props.len();
+                    // The first of each, as `prop` finds it. Only names starting with '#'
+                    // are compared further.
+                    let name = strings.get(name as usize..).unwrap_or(&[]);
+                    if name.first() == Some(&b'#') {
+                        if name.starts_with(b"#address-cells\0") {
+                            node.address_cells.get_or_insert(value);
+                        } else if name.starts_with(b"#size-cells\0") {
+                            node.size_cells.get_or_insert(value);
+                        }
+                    }
                 }
                 FDT_NOP => {}
                 FDT_END => break,
@@ -287,6 +336,46 @@ impl<'a> FlatTree<'a> {
             }
         }
         stack.is_empty().then_some(tree)
+    }
+
+    /// The properties of `node` in DT order: (name offset in the strings block, value).
+    pub(crate) fn props_of(&self, node: usize) -> &[(u32, &'a [u8])] {
+        self.nodes
+            .get(node)
+            .and_then(|n| self.props.get(n.props.clone()))
+            .unwrap_or(&[])
+    }
+
+    /// The name at `offset` in the strings block, without its terminator.
+    pub(crate) fn string_at(&self, offset: u32) -> Option<&'a [u8]> {
+        let s = self.strings.get(offset as usize..)?;
+        s.get(..s.iter().position(|&b| b == 0)?)
+    }
+
+    /// The strings block as it is in the blob.
+    pub(crate) fn strings(&self) -> &'a [u8] {
+        self.strings
+    }
+
+    /// The memory reservation block as it is in the blob, terminator included.
+    pub(crate) fn reservations(&self) -> &'a [u8] {
+        self.rsv
+    }
+
+    /// The size of the blob's structure block.
+    pub(crate) fn structure_len(&self) -> usize {
+        self.structure_len
+    }
+
+    /// The header's `boot_cpuid_phys`.
+    pub(crate) fn boot_cpu(&self) -> u32 {
+        self.boot_cpu
+    }
+
+    /// The child of `parent` named exactly `name` (unit address included).
+    pub(crate) fn child(&self, parent: usize, name: &str) -> Option<usize> {
+        self.children(parent)
+            .find(|&c| self.nodes.get(c).is_some_and(|n| n.name == name.as_bytes()))
     }
 
     pub(crate) fn prop(&self, node: usize, name: &str) -> Option<&'a [u8]> {
@@ -319,10 +408,11 @@ impl<'a> FlatTree<'a> {
     }
 
     pub(crate) fn children(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
-        let depth = self.nodes.get(node).map_or(usize::MAX, |n| n.depth + 1);
-        (node + 1..self.nodes.len())
-            .take_while(move |&i| self.nodes.get(i).is_some_and(|n| n.depth >= depth))
-            .filter(move |&i| self.nodes.get(i).is_some_and(|n| n.depth == depth))
+        let end = self.subtree_end(node);
+        // Each child's subtree ends where the next child starts.
+        core::iter::successors(Some(node + 1).filter(|&c| c < end), move |&c| {
+            Some(self.subtree_end(c)).filter(|&next| next > c && next < end)
+        })
     }
 
     /// The node at `path` ("/a/b"; a component without a unit address matches the
@@ -331,19 +421,46 @@ impl<'a> FlatTree<'a> {
         let mut node = 0;
         for part in path.split('/').filter(|p| !p.is_empty()) {
             let part = part.as_bytes();
+            let any_unit = !part.contains(&b'@');
+            // The first byte first: most siblings differ there, and the full comparison
+            // is a call to memcmp.
             node = self.children(node).find(|&c| {
                 self.nodes.get(c).is_some_and(|n| {
-                    n.name == part
-                        || (!part.contains(&b'@')
-                            && n.name.split(|&b| b == b'@').next() == Some(part))
+                    n.name.first() == part.first()
+                        && n.name.starts_with(part)
+                        && match n.name.get(part.len()) {
+                            None => true,
+                            Some(&b) => any_unit && b == b'@',
+                        }
                 })
             })?;
         }
         Some(node)
     }
 
+    /// A cell count by name, looked up among the node's properties (the tests' reference
+    /// for `address_cells` and `size_cells`).
+    #[cfg(test)]
     pub(crate) fn cells(&self, node: usize, name: &str, default: u32) -> u32 {
         self.prop(node, name)
+            .and_then(|v| be32(v, 0))
+            .unwrap_or(default)
+    }
+
+    /// `node`'s `#address-cells` (`default` if absent), as `cells` reads it.
+    pub(crate) fn address_cells(&self, node: usize, default: u32) -> u32 {
+        self.nodes
+            .get(node)
+            .and_then(|n| n.address_cells)
+            .and_then(|v| be32(v, 0))
+            .unwrap_or(default)
+    }
+
+    /// `node`'s `#size-cells` (`default` if absent), as `cells` reads it.
+    pub(crate) fn size_cells(&self, node: usize, default: u32) -> u32 {
+        self.nodes
+            .get(node)
+            .and_then(|n| n.size_cells)
             .and_then(|v| be32(v, 0))
             .unwrap_or(default)
     }
@@ -352,8 +469,8 @@ impl<'a> FlatTree<'a> {
     /// (defaults 2 and 1, Devicetree Specification v0.4 §2.3.5); None for a size of 0 cells.
     pub(crate) fn regs(&self, node: usize) -> impl Iterator<Item = (u64, Option<u64>)> + '_ {
         let parent = self.nodes.get(node).map_or(0, |n| n.parent);
-        let ac = self.cells(parent, "#address-cells", 2) as usize;
-        let sc = self.cells(parent, "#size-cells", 1) as usize;
+        let ac = self.address_cells(parent, 2) as usize;
+        let sc = self.size_cells(parent, 1) as usize;
         let value = self.prop(node, "reg").unwrap_or(&[]);
         let entry = 4 * (ac + sc);
         let read = |cells: &[u8]| {
@@ -397,12 +514,7 @@ impl<'a> FlatTree<'a> {
     /// One past the last node of `node`'s subtree: `node..subtree_end(node)` is the node and
     /// everything under it.
     pub(crate) fn subtree_end(&self, node: usize) -> usize {
-        let Some(depth) = self.nodes.get(node).map(|n| n.depth) else {
-            return node;
-        };
-        (node + 1..self.nodes.len())
-            .find(|&i| self.nodes.get(i).is_some_and(|n| n.depth <= depth))
-            .unwrap_or(self.nodes.len())
+        self.nodes.get(node).map_or(node, |n| n.end)
     }
 
     /// Whether one of `node`'s `compatible` strings is one of `any`.
@@ -418,10 +530,7 @@ impl<'a> FlatTree<'a> {
     /// for other cell counts; a size of 0 cells reads as None.
     pub(crate) fn regs_small(&self, node: usize) -> impl Iterator<Item = (u64, Option<u64>)> + '_ {
         let (ac, sc) = match self.parent(node) {
-            Some(p) => (
-                self.cells(p, "#address-cells", 2),
-                self.cells(p, "#size-cells", 1),
-            ),
+            Some(p) => (self.address_cells(p, 2), self.size_cells(p, 1)),
             None => (2, 1),
         };
         let usable = matches!(ac, 1 | 2) && sc <= 2;
@@ -456,8 +565,12 @@ impl<'a> FlatTree<'a> {
 impl PlatformInfo {
     /// Reads a tree (FDT_NOP tokens are skipped, so the firmware's own blob reads too).
     pub fn parse(blob: &[u8]) -> Result<Self, DtError> {
-        let t = FlatTree::new(blob).ok_or(DtError::BadBlob)?;
+        Self::from_tree(&FlatTree::new(blob).ok_or(DtError::BadBlob)?)
+    }
 
+    /// Reads a tree that is already indexed (warden's boot indexes the firmware's tree
+    /// once and every reader shares it).
+    pub(crate) fn from_tree(t: &FlatTree<'_>) -> Result<Self, DtError> {
         let mut memory: Vec<Range> = t
             .children(0)
             .filter(|&n| {

@@ -46,12 +46,36 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     // SAFETY: the heap range is reserved for this by linker.ld and used by nothing else.
     unsafe { HEAP.lock().init(heap.start as usize, heap.len() as usize) };
 
-    // No console without the DT: if it is unreadable, all warden can do is stop.
-    let Ok(tree) = dt::normalize(dt_blob(dtb)) else {
+    // No console without the DT: if it is unreadable, all warden can do is stop. The
+    // firmware's blob is indexed once, in place (FDT_NOP tokens skipped), and every reader
+    // below shares the index: the platform, the SMMUs, the console, the device plan and
+    // the host's DT.
+    let Some(tree) = dt::FlatTree::new(dt_blob(dtb)) else {
         park()
     };
-    let Ok(platform) = PlatformInfo::parse(&tree) else {
+    let Ok(platform) = PlatformInfo::from_tree(&tree) else {
         park()
+    };
+    // The index points into the firmware's blob, which warden reads until the host's DT is
+    // written: after the switch to the final map that needs the blob inside RAM (mapped
+    // normal). One outside it is copied to the heap first and indexed again.
+    let blob = dt_blob(dtb);
+    let in_ram = platform
+        .memory
+        .iter()
+        .any(|r| r.start <= dtb as u64 && dtb.saturating_add(blob.len()) as u64 <= r.end);
+    let copy: alloc::vec::Vec<u8> = if in_ram {
+        alloc::vec::Vec::new()
+    } else {
+        blob.to_vec()
+    };
+    let tree = if in_ram {
+        tree
+    } else {
+        match dt::FlatTree::new(&copy) {
+            Some(t) => t,
+            None => park(),
+        }
     };
     // This CPU's index is its DT position like any other CPU's: the boot CPU need not be
     // the first in /cpus, and a secondary must never get the stack this CPU is on once it
@@ -62,11 +86,11 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     TPIDR_EL2.set(me as u64);
     // SMMUs: warden's own devices, mapped for warden (the device plan keeps them from the
     // host).
-    let smmu_nodes = smmuv3::dt::find(&tree);
+    let smmu_nodes = smmuv3::dt::find_in(&tree);
     let smmu_frames: alloc::vec::Vec<Range> =
         smmu_nodes.iter().map(|n| n.frame.align_out(4096)).collect();
     // warden's console: a UART the host does not get if the DT has one, else the host's.
-    let console_choice = console::choose(&tree, platform.console);
+    let console_choice = console::choose_in(&tree, platform.console);
     let devices: alloc::vec::Vec<Range> = console_choice
         .map(console::ConsoleChoice::frame)
         .into_iter()
@@ -151,8 +175,7 @@ extern "C" fn warden_primary_main(dtb: usize, entry_counter: u64) -> ! {
     }
     // MMIO default-deny: the host's stage-2 maps only the device frames it may program.
     // PCIe only when every stream behind it goes through an SMMU warden owns.
-    let device_plan =
-        devices::plan(&tree, devices::Iommus { owned: &owned }, ipa_limit).unwrap_or_default();
+    let device_plan = devices::plan_tree(&tree, devices::Iommus { owned: &owned }, ipa_limit);
     log_device_plan(&device_plan);
     let host_map = memmap::host_layout(
         &platform.memory,
@@ -285,7 +308,7 @@ fn dt_blob(dtb: usize) -> &'static [u8] {
 /// host DT area and returns its address. If that fails, the host gets the firmware's DT
 /// at `dtb` unchanged: stage-2 still keeps it out of warden's memory.
 fn hand_dt_to_host(
-    tree: &[u8],
+    tree: &dt::FlatTree<'_>,
     dtb: usize,
     warden_mem: Range,
     boot: host_dt::HostBoot,
@@ -295,7 +318,7 @@ fn hand_dt_to_host(
     if let Some(initrd) = boot.initrd {
         info!("host initramfs at {:#x}..{:#x}", initrd.start, initrd.end);
     }
-    match host_dt::for_host(tree, warden_mem, boot, device_plan) {
+    match host_dt::for_host_tree(tree, warden_mem, boot, device_plan) {
         Ok(new) if new.len() as u64 <= area.len() => {
             // SAFETY: the host DT area is reserved for this in linker.ld, mapped read-write
             // in warden's stage-1, and `new` fits in it.

@@ -135,3 +135,60 @@ fn rejects_garbage() {
     assert_eq!(PlatformInfo::parse(&[0u8; 64]), Err(DtError::BadBlob));
     assert_eq!(PlatformInfo::parse(&[]), Err(DtError::BadBlob));
 }
+
+/// The one index warden's boot builds of the firmware's blob refuses at least every blob
+/// that the normalizing copy it replaced refused: whatever byte of the header, the
+/// reservation block or the structure block is corrupted, the DT checks at boot are not
+/// weaker.
+#[test]
+fn the_index_refuses_what_normalize_refused() {
+    let structure_end = {
+        let field =
+            |i: usize| u32::from_be_bytes(VIRT_TFA_RAW[4 * i..4 * i + 4].try_into().unwrap());
+        (field(2) + field(9)) as usize
+    };
+    let mut refused = 0;
+    for at in (0..structure_end).step_by(5) {
+        for v in [0x00, 0x01, 0x02, 0x03, 0x04, 0x09, 0x80, 0xff] {
+            let mut blob = VIRT_TFA_RAW.to_vec();
+            blob[at] = v;
+            if normalize(&blob).is_err() {
+                refused += 1;
+                assert!(FlatTree::new(&blob).is_none(), "byte {at:#x} = {v:#x}");
+            }
+        }
+    }
+    assert!(refused > 100, "{refused}");
+}
+
+/// `children` and `subtree_end` step over subtrees with the ends recorded at parse time;
+/// they give what a walk by depth gives, on every fixture; so do the cell counts recorded
+/// then.
+#[test]
+fn children_and_subtree_ends_match_a_walk_by_depth() {
+    for blob in [
+        VIRT_DTB,
+        VIRT_TFA_RAW,
+        &include_bytes!("../../../tests/fixtures/virt-gicv2.dtb")[..],
+        &include_bytes!("../../../tests/fixtures/virt-smmuv3.dtb")[..],
+    ] {
+        let t = FlatTree::new(blob).unwrap();
+        let depth = |n: usize| t.node(n).unwrap().depth;
+        for n in 0..t.len() {
+            let end = (n + 1..t.len())
+                .find(|&i| depth(i) <= depth(n))
+                .unwrap_or(t.len());
+            assert_eq!(t.subtree_end(n), end, "node {n}");
+            let children: Vec<usize> = (n + 1..end).filter(|&i| depth(i) == depth(n) + 1).collect();
+            assert_eq!(t.children(n).collect::<Vec<_>>(), children, "node {n}");
+            for &c in &children {
+                assert_eq!(t.parent(c), Some(n));
+            }
+            // The cell counts found while indexing are what a lookup by name finds.
+            assert_eq!(t.address_cells(n, 7), t.cells(n, "#address-cells", 7));
+            assert_eq!(t.size_cells(n, 7), t.cells(n, "#size-cells", 7));
+        }
+        assert_eq!(t.children(t.len()).count(), 0);
+        assert_eq!(t.subtree_end(0), t.len());
+    }
+}

@@ -41,13 +41,15 @@ fn as_number(v: &[u8]) -> Option<u64> {
     }
 }
 
-/// Every SMMUv3 in `blob` (a tree produced by `dt::normalize`), read with the single-pass
+/// Every SMMUv3 in `blob` (FDT_NOP tokens are skipped), read with the single-pass
 /// `FlatTree`. The stream IDs routed to each SMMU come from one more pass over the tree's
 /// `iommu-map` and `iommus` properties per SMMU.
 pub fn find(blob: &[u8]) -> Vec<SmmuNode> {
-    let Some(t) = FlatTree::new(blob) else {
-        return Vec::new();
-    };
+    FlatTree::new(blob).map_or_else(Vec::new, |t| find_in(&t))
+}
+
+/// `find` for a tree that is already indexed.
+pub(crate) fn find_in(t: &FlatTree<'_>) -> Vec<SmmuNode> {
     let mut out = Vec::new();
     for node in 0..t.len() {
         if !t.compatible_any(node, &[COMPATIBLE]) {
