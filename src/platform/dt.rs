@@ -70,13 +70,13 @@ fn be32(blob: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b))
 }
 
-/// A copy of `blob` without FDT_NOP tokens and without the nodes at `drop` (full paths,
-/// unit addresses included) and everything under them, in one pass over the structure
-/// block: no tree model is built, so the cost is linear in the blob's size. This is most
-/// of warden's boot otherwise (two model round trips of the whole tree). The memory
-/// reservation and strings blocks are copied as they are; the header is rewritten for the
-/// new layout (version 17).
-pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
+/// A copy of `blob` without FDT_NOP tokens and without the nodes `drop` marks and
+/// everything under them, in one pass over the structure block: no tree model is built, so
+/// the cost is linear in the blob's size. `drop` is indexed by node, in the order of
+/// `FlatTree` (the nth FDT_BEGIN_NODE, NOPs skipped, the root 0), so that no node's path is
+/// built or compared; a node past its end is kept. The memory reservation and strings blocks
+/// are copied as they are; the header is rewritten for the new layout (version 17).
+pub fn pruned(blob: &[u8], drop: &[bool]) -> Result<Vec<u8>, DtError> {
     let bad = || DtError::BadBlob;
     let field = |i: usize| {
         be32(blob, 4 * i)
@@ -106,17 +106,11 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
     }
     let rsv = blob.get(off_rsv..rsv_end).ok_or_else(bad)?;
 
-    // Sorted, so that each node's path is looked up with a binary search: QEMU virt has
-    // 32 virtio-mmio nodes whose paths all have the same length, and comparing each node
-    // with every dropped path was most of the memcmp calls of warden's boot.
-    let mut drop: Vec<&str> = drop.to_vec();
-    drop.sort_unstable();
     let mut out_struct: Vec<u8> = Vec::with_capacity(structure.len());
-    // The current node's path ("" for the root, "/a", "/a/b"), and the lengths to cut it
-    // back to at each END_NODE.
-    let mut path = String::new();
-    let mut cuts: Vec<usize> = Vec::new();
-    // Depth (in `cuts`) at which a dropped subtree started.
+    // The depth of the open nodes, and the index of the next node.
+    let mut depth = 0usize;
+    let mut node = 0usize;
+    // Depth at which a dropped subtree started.
     let mut skipping: Option<usize> = None;
     let mut at = 0;
     let mut ended = false;
@@ -138,23 +132,20 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
             FDT_BEGIN_NODE => {
                 let rest = structure.get(at..).ok_or_else(bad)?;
                 let name_len = rest.iter().position(|&b| b == 0).ok_or_else(bad)?;
-                let name = core::str::from_utf8(rest.get(..name_len).ok_or_else(bad)?)
-                    .map_err(|_| bad())?;
+                core::str::from_utf8(rest.get(..name_len).ok_or_else(bad)?).map_err(|_| bad())?;
                 at = (at + name_len + 1).next_multiple_of(4);
-                cuts.push(path.len());
-                if !name.is_empty() {
-                    path.push('/');
-                    path.push_str(name);
+                depth += 1;
+                if skipping.is_none() && drop.get(node).copied().unwrap_or(false) {
+                    skipping = Some(depth);
                 }
-                if skipping.is_none() && drop.binary_search(&path.as_str()).is_ok() {
-                    skipping = Some(cuts.len());
-                }
+                node += 1;
             }
             FDT_END_NODE => {
-                let cut = cuts.pop().ok_or_else(bad)?;
-                let depth = cuts.len() + 1;
-                path.truncate(cut);
-                if skipping == Some(depth) {
+                if depth == 0 {
+                    return Err(bad());
+                }
+                depth -= 1;
+                if skipping == Some(depth + 1) {
                     skipping = None;
                     keep = false;
                 }
@@ -177,7 +168,7 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
         }
     }
     flush(&mut out_struct, &mut run, at)?;
-    if !cuts.is_empty() {
+    if depth != 0 {
         return Err(bad());
     }
 
@@ -218,11 +209,9 @@ pub fn pruned(blob: &[u8], drop: &[&str]) -> Result<Vec<u8>, DtError> {
 /// (`PlatformInfo::from_tree`), the SMMUs (`smmuv3::dt`), the console, the device plan
 /// (`devices::plan_tree`) and the host DT writer (`host_dt`).
 pub(crate) struct FlatTree<'a> {
+    /// The whole blob, as long as its header says (the host DT writer reads it again).
+    blob: &'a [u8],
     strings: &'a [u8],
-    /// The memory reservation block, its all-zero terminator included.
-    rsv: &'a [u8],
-    boot_cpu: u32,
-    structure_len: usize,
     nodes: Vec<FlatNode<'a>>,
     props: Vec<(u32, &'a [u8])>,
 }
@@ -265,14 +254,12 @@ impl<'a> FlatTree<'a> {
                 break;
             }
         }
-        let rsv = blob.get(off_rsv..rsv_end)?;
+        blob.get(off_rsv..rsv_end)?;
         // Sized from the structure block so that the vectors grow once or never: a node
         // takes at least 12 bytes of it, a property at least 12.
         let mut tree = FlatTree {
+            blob,
             strings,
-            rsv,
-            boot_cpu: field(7)? as u32,
-            structure_len: struct_len,
             nodes: Vec::with_capacity(struct_len / 64),
             props: Vec::with_capacity(struct_len / 24),
         };
@@ -338,38 +325,9 @@ impl<'a> FlatTree<'a> {
         stack.is_empty().then_some(tree)
     }
 
-    /// The properties of `node` in DT order: (name offset in the strings block, value).
-    pub(crate) fn props_of(&self, node: usize) -> &[(u32, &'a [u8])] {
-        self.nodes
-            .get(node)
-            .and_then(|n| self.props.get(n.props.clone()))
-            .unwrap_or(&[])
-    }
-
-    /// The name at `offset` in the strings block, without its terminator.
-    pub(crate) fn string_at(&self, offset: u32) -> Option<&'a [u8]> {
-        let s = self.strings.get(offset as usize..)?;
-        s.get(..s.iter().position(|&b| b == 0)?)
-    }
-
-    /// The strings block as it is in the blob.
-    pub(crate) fn strings(&self) -> &'a [u8] {
-        self.strings
-    }
-
-    /// The memory reservation block as it is in the blob, terminator included.
-    pub(crate) fn reservations(&self) -> &'a [u8] {
-        self.rsv
-    }
-
-    /// The size of the blob's structure block.
-    pub(crate) fn structure_len(&self) -> usize {
-        self.structure_len
-    }
-
-    /// The header's `boot_cpuid_phys`.
-    pub(crate) fn boot_cpu(&self) -> u32 {
-        self.boot_cpu
+    /// The blob this index was built from.
+    pub(crate) fn blob(&self) -> &'a [u8] {
+        self.blob
     }
 
     /// The child of `parent` named exactly `name` (unit address included).
