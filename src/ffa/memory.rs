@@ -107,136 +107,407 @@ fn bad() -> FfaError {
     FfaError::InvalidParameters
 }
 
+/// A host's descriptor checked where it lies, in warden's snapshot of the host's bytes:
+/// every check `parse` makes, with nothing copied out and nothing allocated. The EMADs and
+/// the constituents stay in the snapshot; each of their fields has been checked, and they
+/// are read again only from that snapshot, which the host cannot change.
+#[derive(Debug)]
+pub struct DescriptorView<'a> {
+    pub sender: u16,
+    pub attributes: u16,
+    pub flags: u32,
+    pub tag: u64,
+    pub total_pages: u32,
+    /// The EMADs, `emad_size` bytes each (16 or 32), every one checked.
+    emads: &'a [u8],
+    emad_size: usize,
+    /// The constituents, `CONSTITUENT` bytes each, every one checked.
+    constituents: &'a [u8],
+}
+
 /// Parses a complete descriptor (all fragments joined) sent by a host at `version`.
 /// Checks the structure and everything that does not depend on the system's state;
 /// `validate_for_host` checks the rest.
 pub fn parse(desc: &[u8], version: FfaVersion, op: MemOp) -> Result<MemTransaction, FfaError> {
-    if desc.len() > MAX_TOTAL_LEN {
-        return Err(FfaError::NoMemory);
-    }
-    let b = Bytes(desc);
-    let v1_1 = version >= FfaVersion::V1_1;
-    let sender = b.u16(0)?;
-    let attributes = if v1_1 { b.u16(2)? } else { b.u8(2)? as u16 };
-    if !v1_1 && b.u8(3)? != 0 {
-        return Err(bad());
-    }
-    let flags = b.u32(4)?;
-    // The handle is the SPMC's to allocate: MBZ from the sender.
-    if b.u64(8)? != 0 {
-        return Err(bad());
-    }
-    let tag = b.u64(16)?;
-    let count = b.u32(28)? as usize;
-    let (emad_size, emad_offset) = if v1_1 {
-        let size = b.u32(24)? as usize;
-        let offset = b.u32(32)? as usize;
-        b.zero(36, 12)?;
-        // v1.2 senders may use the 32-byte EMAD; v1.1 senders only the 16-byte one.
-        let sizes_ok = size == EMAD_V1_0 || (size == EMAD_V1_2 && version >= FfaVersion::V1_2);
-        if !sizes_ok || !offset.is_multiple_of(16) || offset < HEADER_V1_1 {
-            return Err(bad());
-        }
-        (size, offset)
-    } else {
-        if b.u32(24)? != 0 {
-            return Err(bad());
-        }
-        (EMAD_V1_0, HEADER_V1_0)
-    };
-    if count == 0 || count > MAX_RECEIVERS {
-        return Err(bad());
-    }
-    let emads_end = count
-        .checked_mul(emad_size)
-        .and_then(|n| n.checked_add(emad_offset))
-        .ok_or_else(bad)?;
-
-    let mut receivers: Vec<Receiver> = Vec::with_capacity(count);
-    let mut composite_offset = None;
-    for i in 0..count {
-        let at = emad_offset + i * emad_size;
-        let id = b.u16(at)?;
-        let permissions = b.u8(at + 2)?;
-        // EMAD flags (bit 0: retrieve only) MBZ on send.
-        if b.u8(at + 3)? != 0 {
-            return Err(bad());
-        }
-        let offset = b.u32(at + 4)? as usize;
-        let mut impdef = [0u8; 16];
-        if emad_size == EMAD_V1_2 {
-            impdef = b.get::<16>(at + 8)?;
-            b.zero(at + 24, 8)?;
-        } else {
-            b.zero(at + 8, 8)?;
-        }
-        // Data access: RO (1) or RW (2); instruction access: unspecified (0) or NX (1),
-        // never executable; the rest MBZ (DEN0077A v1.2 Table 10.15).
-        let data = permissions & 0x3;
-        let instr = (permissions >> 2) & 0x3;
-        if !(data == 1 || data == 2) || instr > 1 || permissions & 0xf0 != 0 {
-            return Err(bad());
-        }
-        if receivers.iter().any(|r| r.id == id) {
-            return Err(bad());
-        }
-        // warden requires all receivers to share one composite descriptor.
-        if *composite_offset.get_or_insert(offset) != offset {
-            return Err(bad());
-        }
-        receivers.push(Receiver {
-            id,
-            permissions,
-            impdef,
-        });
-    }
-    let composite = composite_offset.ok_or_else(bad)?;
-    if !composite.is_multiple_of(8) || composite < emads_end {
-        return Err(bad());
-    }
-    let total_pages = b.u32(composite)?;
-    let ranges = b.u32(composite + 4)? as usize;
-    b.zero(composite + 8, 8)?;
-    if ranges == 0 {
-        return Err(bad());
-    }
-    // The descriptor ends exactly after the last constituent: no lying counts, no trailing
-    // bytes the SPMC might read differently.
-    let expected_len = ranges
-        .checked_mul(CONSTITUENT)
-        .and_then(|n| n.checked_add(composite + COMPOSITE))
-        .ok_or_else(bad)?;
-    if expected_len != desc.len() {
-        return Err(bad());
-    }
-    let mut constituents = Vec::with_capacity(ranges);
-    let mut sum: u32 = 0;
-    for i in 0..ranges {
-        let at = composite + COMPOSITE + i * CONSTITUENT;
-        let address = b.u64(at)?;
-        let pages = b.u32(at + 8)?;
-        b.zero(at + 12, 4)?;
-        if pages == 0 || !address.is_multiple_of(PAGE) {
-            return Err(bad());
-        }
-        sum = sum.checked_add(pages).ok_or_else(bad)?;
-        let c = Constituent { address, pages };
-        c.range().ok_or_else(bad)?;
-        constituents.push(c);
-    }
-    if sum != total_pages {
-        return Err(bad());
-    }
-    check_attributes_and_flags(attributes, flags, op)?;
+    let v = DescriptorView::parse(desc, version, op)?;
     Ok(MemTransaction {
-        sender,
-        attributes,
-        flags,
-        tag,
-        receivers,
-        total_pages,
-        constituents,
+        sender: v.sender,
+        attributes: v.attributes,
+        flags: v.flags,
+        tag: v.tag,
+        receivers: v.receivers().collect(),
+        total_pages: v.total_pages,
+        constituents: v.constituents().collect(),
     })
+}
+
+impl<'a> DescriptorView<'a> {
+    /// Checks a complete descriptor sent by a host at `version`: its structure and
+    /// everything that does not depend on the system's state (`host_ranges` checks the rest).
+    pub fn parse(desc: &'a [u8], version: FfaVersion, op: MemOp) -> Result<Self, FfaError> {
+        if desc.len() > MAX_TOTAL_LEN {
+            return Err(FfaError::NoMemory);
+        }
+        let b = Bytes(desc);
+        let v1_1 = version >= FfaVersion::V1_1;
+        let sender = b.u16(0)?;
+        let attributes = if v1_1 { b.u16(2)? } else { b.u8(2)? as u16 };
+        if !v1_1 && b.u8(3)? != 0 {
+            return Err(bad());
+        }
+        let flags = b.u32(4)?;
+        // The handle is the SPMC's to allocate: MBZ from the sender.
+        if b.u64(8)? != 0 {
+            return Err(bad());
+        }
+        let tag = b.u64(16)?;
+        let count = b.u32(28)? as usize;
+        let (emad_size, emad_offset) = if v1_1 {
+            let size = b.u32(24)? as usize;
+            let offset = b.u32(32)? as usize;
+            b.zero(36, 12)?;
+            // v1.2 senders may use the 32-byte EMAD; v1.1 senders only the 16-byte one.
+            let sizes_ok =
+                size == EMAD_V1_0 || (size == EMAD_V1_2 && version >= FfaVersion::V1_2);
+            if !sizes_ok || !offset.is_multiple_of(16) || offset < HEADER_V1_1 {
+                return Err(bad());
+            }
+            (size, offset)
+        } else {
+            if b.u32(24)? != 0 {
+                return Err(bad());
+            }
+            (EMAD_V1_0, HEADER_V1_0)
+        };
+        if count == 0 || count > MAX_RECEIVERS {
+            return Err(bad());
+        }
+        let emads_end = count
+            .checked_mul(emad_size)
+            .and_then(|n| n.checked_add(emad_offset))
+            .ok_or_else(bad)?;
+        let emads = desc.get(emad_offset..emads_end).ok_or_else(bad)?;
+
+        let mut ids = [0u16; MAX_RECEIVERS];
+        let mut composite_offset = None;
+        for (i, emad) in emads.chunks_exact(emad_size).enumerate() {
+            let e = Bytes(emad);
+            let id = e.u16(0)?;
+            let permissions = e.u8(2)?;
+            // EMAD flags (bit 0: retrieve only) MBZ on send.
+            if e.u8(3)? != 0 {
+                return Err(bad());
+            }
+            let offset = e.u32(4)? as usize;
+            // The reserved bytes MBZ; v1.2's 16 implementation-defined bytes (8..24) are
+            // the sender's.
+            if emad_size == EMAD_V1_2 {
+                e.zero(24, 8)?;
+            } else {
+                e.zero(8, 8)?;
+            }
+            // Data access: RO (1) or RW (2); instruction access: unspecified (0) or NX
+            // (1), never executable; the rest MBZ (DEN0077A v1.2 Table 10.15).
+            let data = permissions & 0x3;
+            let instr = (permissions >> 2) & 0x3;
+            if !(data == 1 || data == 2) || instr > 1 || permissions & 0xf0 != 0 {
+                return Err(bad());
+            }
+            let seen = ids.get(..i).ok_or_else(bad)?;
+            if seen.contains(&id) {
+                return Err(bad());
+            }
+            *ids.get_mut(i).ok_or_else(bad)? = id;
+            // warden requires all receivers to share one composite descriptor.
+            if *composite_offset.get_or_insert(offset) != offset {
+                return Err(bad());
+            }
+        }
+        let composite = composite_offset.ok_or_else(bad)?;
+        if !composite.is_multiple_of(8) || composite < emads_end {
+            return Err(bad());
+        }
+        let total_pages = b.u32(composite)?;
+        let ranges = b.u32(composite + 4)? as usize;
+        b.zero(composite + 8, 8)?;
+        if ranges == 0 {
+            return Err(bad());
+        }
+        // The descriptor ends exactly after the last constituent: no lying counts, no
+        // trailing bytes the SPMC might read differently.
+        let first = composite + COMPOSITE;
+        let expected_len = ranges
+            .checked_mul(CONSTITUENT)
+            .and_then(|n| n.checked_add(first))
+            .ok_or_else(bad)?;
+        if expected_len != desc.len() {
+            return Err(bad());
+        }
+        let constituents = desc.get(first..).ok_or_else(bad)?;
+        let mut sum: u32 = 0;
+        for c in constituents.chunks_exact(CONSTITUENT) {
+            let c = Bytes(c);
+            let address = c.u64(0)?;
+            let pages = c.u32(8)?;
+            c.zero(12, 4)?;
+            if pages == 0 || !address.is_multiple_of(PAGE) {
+                return Err(bad());
+            }
+            sum = sum.checked_add(pages).ok_or_else(bad)?;
+            Constituent { address, pages }.range().ok_or_else(bad)?;
+        }
+        if sum != total_pages {
+            return Err(bad());
+        }
+        check_attributes_and_flags(attributes, flags, op)?;
+        Ok(Self {
+            sender,
+            attributes,
+            flags,
+            tag,
+            total_pages,
+            emads,
+            emad_size,
+            constituents,
+        })
+    }
+
+    /// The receivers, in the sender's order (v1.2's implementation-defined bytes zero
+    /// from the 16-byte EMAD).
+    pub fn receivers(&self) -> impl ExactSizeIterator<Item = Receiver> + '_ {
+        let size = self.emad_size;
+        self.emads.chunks_exact(size).map(move |e| {
+            let mut impdef = [0u8; 16];
+            if size == EMAD_V1_2
+                && let Some(bytes) = e.get(8..24)
+            {
+                impdef.copy_from_slice(bytes);
+            }
+            Receiver {
+                id: e.first_chunk::<2>().map_or(0, |b| u16::from_le_bytes(*b)),
+                permissions: e.get(2).copied().unwrap_or(0),
+                impdef,
+            }
+        })
+    }
+
+    /// The first receiver's ID (for the log).
+    pub fn first_receiver(&self) -> u16 {
+        self.emads
+            .first_chunk::<2>()
+            .map_or(0, |b| u16::from_le_bytes(*b))
+    }
+
+    /// The constituents, in the sender's order.
+    pub fn constituents(&self) -> impl ExactSizeIterator<Item = Constituent> + '_ {
+        self.constituents
+            .chunks_exact(CONSTITUENT)
+            .map(|c| match (c.first_chunk::<8>(), c.get(8..12)) {
+                (Some(a), Some(p)) => Constituent {
+                    address: u64::from_le_bytes(*a),
+                    pages: p.try_into().map_or(0, u32::from_le_bytes),
+                },
+                _ => Constituent {
+                    address: 0,
+                    pages: 0,
+                },
+            })
+    }
+
+    pub fn constituent_count(&self) -> usize {
+        self.constituents.len() / CONSTITUENT
+    }
+
+    /// `validate_for_host` for the view: the sender is the host, every receiver is a
+    /// secure partition, every constituent is host RAM, and no two constituents overlap.
+    /// The page ranges go to `out` (emptied first), sorted: one pass when the sender
+    /// sorted them already (Linux does), a sort otherwise.
+    pub fn host_ranges(
+        &self,
+        host_id: u16,
+        is_partition: impl Fn(u16) -> bool,
+        is_host_ram: impl Fn(Range) -> bool,
+        out: &mut Vec<Range>,
+    ) -> Result<(), FfaError> {
+        check_for_host(
+            self.sender,
+            host_id,
+            self.receivers().map(|r| r.id),
+            self.constituents(),
+            is_partition,
+            is_host_ram,
+            out,
+        )
+    }
+
+    /// The length of the descriptor in the layout of `version`.
+    pub fn emitted_len(&self, version: FfaVersion) -> usize {
+        constituents_offset(version, self.emads.len() / self.emad_size) + self.constituents.len()
+    }
+
+    /// Where the first constituent starts in the layout of `version`.
+    pub fn constituents_offset(&self, version: FfaVersion) -> usize {
+        constituents_offset(version, self.emads.len() / self.emad_size)
+    }
+
+    /// Writes the descriptor in the layout of `version` (the SPMC's) at the start of
+    /// `out`, every field from its checked value, and returns its length; None if `out`
+    /// is too short. The constituents are the same 16 bytes in every layout (DEN0077A v1.2
+    /// Table 10.14), and each of them was checked whole (reserved bytes included), so
+    /// they are copied from the snapshot as one block.
+    pub fn emit_into(&self, version: FfaVersion, out: &mut [u8]) -> Option<usize> {
+        let len = self.emitted_len(version);
+        let out = out.get_mut(..len)?;
+        let head = Head {
+            sender: self.sender,
+            attributes: self.attributes,
+            flags: self.flags,
+            tag: self.tag,
+            total_pages: self.total_pages,
+            ranges: self.constituent_count() as u32,
+        };
+        let at = head.write(version, self.receivers(), out)?;
+        out.get_mut(at..)?.copy_from_slice(self.constituents);
+        Some(len)
+    }
+}
+
+/// The fields before the EMADs and in the composite header, for `Head::write`.
+struct Head {
+    sender: u16,
+    attributes: u16,
+    flags: u32,
+    tag: u64,
+    total_pages: u32,
+    ranges: u32,
+}
+
+/// Appends to a byte slice, bounds-checked.
+struct Writer<'a> {
+    out: &'a mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self.at.checked_add(bytes.len())?;
+        self.out.get_mut(self.at..end)?.copy_from_slice(bytes);
+        self.at = end;
+        Some(())
+    }
+}
+
+impl Head {
+    /// Writes the header, the EMADs and the composite header in the layout of `version`,
+    /// field by field in order (appending, so there is no computed index to get wrong);
+    /// returns where the constituents start.
+    fn write(
+        &self,
+        version: FfaVersion,
+        receivers: impl ExactSizeIterator<Item = Receiver>,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let v1_1 = version >= FfaVersion::V1_1;
+        let emad_size = if version >= FfaVersion::V1_2 {
+            EMAD_V1_2
+        } else {
+            EMAD_V1_0
+        };
+        let header = if v1_1 { HEADER_V1_1 } else { HEADER_V1_0 };
+        let count = receivers.len();
+        let composite = header + emad_size * count;
+        let mut w = Writer { out, at: 0 };
+        w.put(&self.sender.to_le_bytes())?;
+        if v1_1 {
+            w.put(&self.attributes.to_le_bytes())?;
+        } else {
+            w.put(&[self.attributes as u8, 0])?;
+        }
+        w.put(&self.flags.to_le_bytes())?;
+        // The handle is the SPMC's to allocate.
+        w.put(&[0; 8])?;
+        w.put(&self.tag.to_le_bytes())?;
+        let emad_size_field = if v1_1 { emad_size as u32 } else { 0 };
+        w.put(&emad_size_field.to_le_bytes())?;
+        w.put(&(count as u32).to_le_bytes())?;
+        if v1_1 {
+            w.put(&(header as u32).to_le_bytes())?;
+            w.put(&[0; 12])?;
+        }
+        for r in receivers {
+            w.put(&r.id.to_le_bytes())?;
+            w.put(&[r.permissions, 0])?;
+            w.put(&(composite as u32).to_le_bytes())?;
+            if emad_size == EMAD_V1_2 {
+                w.put(&r.impdef)?;
+            }
+            w.put(&[0; 8])?;
+        }
+        w.put(&self.total_pages.to_le_bytes())?;
+        w.put(&self.ranges.to_le_bytes())?;
+        w.put(&[0; 8])?;
+        Some(w.at)
+    }
+}
+
+/// Where the first constituent starts in the layout of `version` with `receivers` EMADs.
+fn constituents_offset(version: FfaVersion, receivers: usize) -> usize {
+    let emad_size = if version >= FfaVersion::V1_2 {
+        EMAD_V1_2
+    } else {
+        EMAD_V1_0
+    };
+    let header = if version >= FfaVersion::V1_1 {
+        HEADER_V1_1
+    } else {
+        HEADER_V1_0
+    };
+    header + emad_size * receivers + COMPOSITE
+}
+
+/// The checks that depend on the system (see `validate_for_host`), for either form of a
+/// transaction; the sorted ranges go to `out`.
+fn check_for_host(
+    sender: u16,
+    host_id: u16,
+    mut receiver_ids: impl Iterator<Item = u16>,
+    constituents: impl Iterator<Item = Constituent>,
+    is_partition: impl Fn(u16) -> bool,
+    is_host_ram: impl Fn(Range) -> bool,
+    out: &mut Vec<Range>,
+) -> Result<(), FfaError> {
+    out.clear();
+    // The Relayer checks that the Sender ID names the caller, the owner of the memory,
+    // and answers DENIED otherwise (DEN0077A v1.2 §10.5 and §10.6, the error tables of
+    // FFA_MEM_LEND and FFA_MEM_SHARE; the FF-A ACS checks the same).
+    if sender != host_id {
+        return Err(FfaError::Denied);
+    }
+    if !receiver_ids.all(is_partition) {
+        return Err(bad());
+    }
+    let (n, _) = constituents.size_hint();
+    out.try_reserve(n).map_err(|_| FfaError::NoMemory)?;
+    let mut sorted = true;
+    let mut ram = true;
+    for c in constituents {
+        let r = c.range().ok_or_else(bad)?;
+        ram &= is_host_ram(r);
+        sorted &= out.last().is_none_or(|l| l.start <= r.start);
+        out.push(r);
+    }
+    if !ram {
+        out.clear();
+        return Err(FfaError::Denied);
+    }
+    if !sorted {
+        out.sort_unstable();
+    }
+    if out.windows(2).any(|w| matches!(w, [a, b] if a.end > b.start)) {
+        out.clear();
+        return Err(bad());
+    }
+    Ok(())
 }
 
 /// Memory region attributes and transaction flags a sender may use (DEN0077A v1.2
@@ -279,80 +550,41 @@ impl MemTransaction {
         is_partition: impl Fn(u16) -> bool,
         is_host_ram: impl Fn(Range) -> bool,
     ) -> Result<Vec<Range>, FfaError> {
-        // The Relayer checks that the Sender ID names the caller, the owner of the memory,
-        // and answers DENIED otherwise (DEN0077A v1.2 §10.5 and §10.6, the error
-        // tables of FFA_MEM_LEND and FFA_MEM_SHARE; the FF-A ACS checks the same).
-        if self.sender != host_id {
-            return Err(FfaError::Denied);
-        }
-        if !self.receivers.iter().all(|r| is_partition(r.id)) {
-            return Err(bad());
-        }
-        let mut ranges: Vec<Range> = self
-            .constituents
-            .iter()
-            .map(|c| c.range().ok_or_else(bad))
-            .collect::<Result<_, _>>()?;
-        if !ranges.iter().all(|r| is_host_ram(*r)) {
-            return Err(FfaError::Denied);
-        }
-        ranges.sort();
-        if ranges
-            .iter()
-            .zip(ranges.iter().skip(1))
-            .any(|(a, b)| a.end > b.start)
-        {
-            return Err(bad());
-        }
+        let mut ranges = Vec::new();
+        check_for_host(
+            self.sender,
+            host_id,
+            self.receivers.iter().map(|r| r.id),
+            self.constituents.iter().copied(),
+            is_partition,
+            is_host_ram,
+            &mut ranges,
+        )?;
         Ok(ranges)
     }
 
-    /// Emits the descriptor in the layout of `version` (the SPMC's), field by field in
-    /// order (appending, so there is no computed index to get wrong).
+    /// Emits the descriptor in the layout of `version` (the SPMC's).
     pub fn emit(&self, version: FfaVersion) -> Vec<u8> {
-        let v1_1 = version >= FfaVersion::V1_1;
-        let emad_size = if version >= FfaVersion::V1_2 {
-            EMAD_V1_2
-        } else {
-            EMAD_V1_0
+        let at = self.constituents_offset(version);
+        let mut d = alloc::vec![0u8; at + CONSTITUENT * self.constituents.len()];
+        let head = Head {
+            sender: self.sender,
+            attributes: self.attributes,
+            flags: self.flags,
+            tag: self.tag,
+            total_pages: self.total_pages,
+            ranges: self.constituents.len() as u32,
         };
-        let header = if v1_1 { HEADER_V1_1 } else { HEADER_V1_0 };
-        let composite = header + emad_size * self.receivers.len();
-        let mut d =
-            Vec::with_capacity(composite + COMPOSITE + CONSTITUENT * self.constituents.len());
-        d.extend_from_slice(&self.sender.to_le_bytes());
-        if v1_1 {
-            d.extend_from_slice(&self.attributes.to_le_bytes());
-        } else {
-            d.extend_from_slice(&[self.attributes as u8, 0]);
-        }
-        d.extend_from_slice(&self.flags.to_le_bytes());
-        // The handle is the SPMC's to allocate.
-        d.extend_from_slice(&0u64.to_le_bytes());
-        d.extend_from_slice(&self.tag.to_le_bytes());
-        let emad_size_field = if v1_1 { emad_size as u32 } else { 0 };
-        d.extend_from_slice(&emad_size_field.to_le_bytes());
-        d.extend_from_slice(&(self.receivers.len() as u32).to_le_bytes());
-        if v1_1 {
-            d.extend_from_slice(&(header as u32).to_le_bytes());
-            d.extend_from_slice(&[0; 12]);
-        }
-        for r in &self.receivers {
-            d.extend_from_slice(&r.id.to_le_bytes());
-            d.extend_from_slice(&[r.permissions, 0]);
-            d.extend_from_slice(&(composite as u32).to_le_bytes());
-            if emad_size == EMAD_V1_2 {
-                d.extend_from_slice(&r.impdef);
-            }
-            d.extend_from_slice(&0u64.to_le_bytes());
-        }
-        d.extend_from_slice(&self.total_pages.to_le_bytes());
-        d.extend_from_slice(&(self.constituents.len() as u32).to_le_bytes());
-        d.extend_from_slice(&0u64.to_le_bytes());
-        for c in &self.constituents {
-            d.extend_from_slice(&c.address.to_le_bytes());
-            d.extend_from_slice(&c.pages.to_le_bytes());
-            d.extend_from_slice(&0u32.to_le_bytes());
+        // The buffer has exactly the room the layout needs.
+        let _ = head.write(version, self.receivers.iter().copied(), &mut d);
+        for (c, out) in self
+            .constituents
+            .iter()
+            .zip(d.get_mut(at..).unwrap_or_default().chunks_exact_mut(CONSTITUENT))
+        {
+            let mut w = Writer { out, at: 0 };
+            let _ = w.put(&c.address.to_le_bytes());
+            let _ = w.put(&c.pages.to_le_bytes());
         }
         d
     }
@@ -360,38 +592,59 @@ impl MemTransaction {
     /// Where the first constituent starts in the emitted layout, so that fragments
     /// after the first can be cut at constituent boundaries.
     pub fn constituents_offset(&self, version: FfaVersion) -> usize {
-        let emad_size = if version >= FfaVersion::V1_2 {
-            EMAD_V1_2
+        constituents_offset(version, self.receivers.len())
+    }
+}
+
+/// The fragments of an emitted descriptor of `desc_len` bytes, at most `max` bytes each,
+/// that never split a constituent (the first holds the header, EMADs and composite header):
+/// (start, end) pairs in order, computed as they are taken.
+pub struct Fragments {
+    /// Where the next fragment starts; None before the first.
+    next: Option<usize>,
+    desc_len: usize,
+    first_end: usize,
+    per: usize,
+}
+
+impl Fragments {
+    pub fn new(desc_len: usize, constituents_offset: usize, max: usize) -> Self {
+        let per = (max / CONSTITUENT) * CONSTITUENT;
+        let first_end = if desc_len <= max {
+            desc_len
         } else {
-            EMAD_V1_0
+            constituents_offset
+                + (max.saturating_sub(constituents_offset) / CONSTITUENT) * CONSTITUENT
         };
-        let header = if version >= FfaVersion::V1_1 {
-            HEADER_V1_1
-        } else {
-            HEADER_V1_0
+        Self {
+            next: None,
+            desc_len,
+            first_end,
+            per,
+        }
+    }
+}
+
+impl Iterator for Fragments {
+    type Item = (usize, usize);
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let (start, end) = match self.next {
+            None => (0, self.first_end),
+            // A buffer smaller than a constituent cannot carry the rest: no more.
+            Some(start) if start < self.desc_len && self.per > 0 => {
+                (start, start.saturating_add(self.per).min(self.desc_len))
+            }
+            Some(_) => return None,
         };
-        header + emad_size * self.receivers.len() + COMPOSITE
+        self.next = Some(end);
+        Some((start, end))
     }
 }
 
 /// Cuts an emitted descriptor into fragments of at most `max` bytes that never split a
 /// constituent (the first holds the header, EMADs and composite header).
 pub fn fragments(desc_len: usize, constituents_offset: usize, max: usize) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let per = (max / CONSTITUENT) * CONSTITUENT;
-    let first_end = if desc_len <= max {
-        desc_len
-    } else {
-        constituents_offset + ((max - constituents_offset) / CONSTITUENT) * CONSTITUENT
-    };
-    out.push((0, first_end));
-    let mut start = first_end;
-    while start < desc_len {
-        let end = (start + per).min(desc_len);
-        out.push((start, end));
-        start = end;
-    }
-    out
+    Fragments::new(desc_len, constituents_offset, max).collect()
 }
 
 #[cfg(test)]

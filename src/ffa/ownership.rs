@@ -107,6 +107,14 @@ impl Ownership {
         gone
     }
 
+    /// Removes every range in state `state`, as `release`, without listing them (a
+    /// share's reclaim needs no list: nothing to map back); returns how many there were.
+    pub fn forget(&mut self, state: PageState) -> usize {
+        let before = self.regions.len();
+        self.regions.retain(|&(_, _, s)| s != state);
+        before - self.regions.len()
+    }
+
     /// Moves every range from state `from` to state `to`.
     pub fn transition(&mut self, from: PageState, to: PageState) {
         for (_, _, s) in self.regions.iter_mut() {
@@ -167,6 +175,11 @@ mod tests {
         o.transition(PageState::Pending(1), PageState::Lent(7));
         assert_eq!(o.state_of(0x8000), Some(PageState::Lent(7)));
         assert_eq!(o.release(PageState::Lent(7)).len(), 2);
+        assert_eq!(o.len(), 1);
+        o.claim(&[r(0x8000, 0x9000)], PageState::Shared(3)).unwrap();
+        assert_eq!(o.forget(PageState::Shared(4)), 0);
+        assert_eq!(o.forget(PageState::Shared(3)), 1);
+        assert_eq!(o.state_of(0x8000), None);
         assert_eq!(o.len(), 1);
         assert!(o.claim(&[r(0x3000, 0x4000)], PageState::Shared(2)).is_ok());
     }
