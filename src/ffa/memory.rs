@@ -167,8 +167,7 @@ impl<'a> DescriptorView<'a> {
             let offset = b.u32(32)? as usize;
             b.zero(36, 12)?;
             // v1.2 senders may use the 32-byte EMAD; v1.1 senders only the 16-byte one.
-            let sizes_ok =
-                size == EMAD_V1_0 || (size == EMAD_V1_2 && version >= FfaVersion::V1_2);
+            let sizes_ok = size == EMAD_V1_0 || (size == EMAD_V1_2 && version >= FfaVersion::V1_2);
             if !sizes_ok || !offset.is_multiple_of(16) || offset < HEADER_V1_1 {
                 return Err(bad());
             }
@@ -245,12 +244,8 @@ impl<'a> DescriptorView<'a> {
         }
         let constituents = desc.get(first..).ok_or_else(bad)?;
         let mut sum: u32 = 0;
-        for c in constituents.chunks_exact(CONSTITUENT) {
-            let c = Bytes(c);
-            let address = c.u64(0)?;
-            let pages = c.u32(8)?;
-            c.zero(12, 4)?;
-            if pages == 0 || !address.is_multiple_of(PAGE) {
+        for (address, pages, reserved) in RawConstituents::new(constituents) {
+            if pages == 0 || !address.is_multiple_of(PAGE) || reserved != 0 {
                 return Err(bad());
             }
             sum = sum.checked_add(pages).ok_or_else(bad)?;
@@ -299,19 +294,9 @@ impl<'a> DescriptorView<'a> {
     }
 
     /// The constituents, in the sender's order.
-    pub fn constituents(&self) -> impl ExactSizeIterator<Item = Constituent> + '_ {
-        self.constituents
-            .chunks_exact(CONSTITUENT)
-            .map(|c| match (c.first_chunk::<8>(), c.get(8..12)) {
-                (Some(a), Some(p)) => Constituent {
-                    address: u64::from_le_bytes(*a),
-                    pages: p.try_into().map_or(0, u32::from_le_bytes),
-                },
-                _ => Constituent {
-                    address: 0,
-                    pages: 0,
-                },
-            })
+    pub fn constituents(&self) -> impl Iterator<Item = Constituent> + '_ {
+        RawConstituents::new(self.constituents)
+            .map(|(address, pages, _)| Constituent { address, pages })
     }
 
     pub fn constituent_count(&self) -> usize {
@@ -369,6 +354,58 @@ impl<'a> DescriptorView<'a> {
         let at = head.write(version, self.receivers(), out)?;
         out.get_mut(at..)?.copy_from_slice(self.constituents);
         Some(len)
+    }
+}
+
+/// The constituents of a block of 16-byte constituent descriptors (DEN0077A v1.2 Table
+/// 10.14), as (address, page count, reserved word). warden's target requires aligned
+/// accesses (strict alignment), so a field read from bytes is a load per byte; a block that
+/// lies 8-byte aligned (warden's snapshots always do: the heap aligns them, and the
+/// constituents start 8-byte aligned in every layout) is read as two words per
+/// constituent instead. A partial constituent at the end is not yielded (the parser
+/// checked the length).
+enum RawConstituents<'a> {
+    Words(core::slice::Iter<'a, [u64; 2]>),
+    Bytes(core::slice::ChunksExact<'a, u8>),
+}
+
+impl<'a> RawConstituents<'a> {
+    fn new(block: &'a [u8]) -> Self {
+        // SAFETY: every bit pattern is a valid `u64`, so bytes may be viewed as words;
+        // `align_to` puts in the middle only what is aligned for `[u64; 2]` and leaves the
+        // rest in the outer slices.
+        let (head, words, tail) = unsafe { block.align_to::<[u64; 2]>() };
+        if head.is_empty() && tail.is_empty() {
+            Self::Words(words.iter())
+        } else {
+            Self::Bytes(block.chunks_exact(CONSTITUENT))
+        }
+    }
+}
+
+impl Iterator for RawConstituents<'_> {
+    type Item = (u64, u32, u32);
+    fn next(&mut self) -> Option<(u64, u32, u32)> {
+        match self {
+            Self::Words(it) => it.next().map(|&[address, pages]| {
+                let pages = u64::from_le(pages);
+                (u64::from_le(address), pages as u32, (pages >> 32) as u32)
+            }),
+            Self::Bytes(it) => it.next().map(|c| {
+                let c = Bytes(c);
+                (
+                    c.u64(0).unwrap_or(0),
+                    c.u32(8).unwrap_or(0),
+                    c.u32(12).unwrap_or(u32::MAX),
+                )
+            }),
+        }
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Self::Words(it) => it.size_hint(),
+            Self::Bytes(it) => it.size_hint(),
+        }
     }
 }
 
@@ -503,7 +540,10 @@ fn check_for_host(
     if !sorted {
         out.sort_unstable();
     }
-    if out.windows(2).any(|w| matches!(w, [a, b] if a.end > b.start)) {
+    if out
+        .windows(2)
+        .any(|w| matches!(w, [a, b] if a.end > b.start))
+    {
         out.clear();
         return Err(bad());
     }
@@ -577,11 +617,11 @@ impl MemTransaction {
         };
         // The buffer has exactly the room the layout needs.
         let _ = head.write(version, self.receivers.iter().copied(), &mut d);
-        for (c, out) in self
-            .constituents
-            .iter()
-            .zip(d.get_mut(at..).unwrap_or_default().chunks_exact_mut(CONSTITUENT))
-        {
+        for (c, out) in self.constituents.iter().zip(
+            d.get_mut(at..)
+                .unwrap_or_default()
+                .chunks_exact_mut(CONSTITUENT),
+        ) {
             let mut w = Writer { out, at: 0 };
             let _ = w.put(&c.address.to_le_bytes());
             let _ = w.put(&c.pages.to_le_bytes());
@@ -817,6 +857,111 @@ pub mod tests {
         assert_eq!(
             to_host.validate_for_host(0, sp, ram),
             Err(FfaError::InvalidParameters)
+        );
+    }
+
+    /// The view reads the constituents as words when they lie aligned and byte by byte
+    /// otherwise: both give the same transaction, the same emitted bytes and the same
+    /// refusals.
+    #[test]
+    fn aligned_and_unaligned_snapshots_agree() {
+        for v in V {
+            let good = linux_share(&[(0x4000_0000, 2), (0x4010_0000, 1)], v);
+            let at = good.len() - 2 * CONSTITUENT;
+            let cases = [
+                good.clone(),
+                patched(&good, at + 12, &[1]),
+                patched(&good, at + 8, &[0]),
+                patched(&good, at, &[0x10]),
+                patched(&good, at + 16 + 15, &[0x80]),
+            ];
+            for d in cases {
+                // One copy 8-byte aligned (the host allocator's, as warden's heap), one at
+                // an odd address.
+                let aligned = d.clone();
+                assert_eq!(aligned.as_ptr() as usize % 8, 0);
+                let mut odd = alloc::vec![0u8; d.len() + 1];
+                odd[1..].copy_from_slice(&d);
+                let a = DescriptorView::parse(&aligned, v, MemOp::Share);
+                let b = DescriptorView::parse(&odd[1..], v, MemOp::Share);
+                assert_eq!(a.is_ok(), b.is_ok());
+                assert_eq!(
+                    parse(&aligned, v, MemOp::Share),
+                    parse(&odd[1..], v, MemOp::Share)
+                );
+                if let (Ok(a), Ok(b)) = (a, b) {
+                    for to in V {
+                        let mut x = alloc::vec![0u8; a.emitted_len(to)];
+                        let mut y = alloc::vec![0u8; b.emitted_len(to)];
+                        assert_eq!(a.emit_into(to, &mut x), Some(x.len()));
+                        assert_eq!(b.emit_into(to, &mut y), Some(y.len()));
+                        assert_eq!(x, y);
+                        assert_eq!(x, parse(&d, v, MemOp::Share).unwrap().emit(to));
+                        let short = x.len() - 1;
+                        assert_eq!(a.emit_into(to, &mut x[..short]), None, "too short");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `host_ranges` fills the caller's buffer as `validate_for_host` returns its ranges,
+    /// sorting only what the sender did not sort, and empties it on a refusal.
+    #[test]
+    fn host_ranges_into_a_reused_buffer() {
+        let v = FfaVersion::V1_2;
+        let sp = |id: u16| id == 0x8001;
+        let ram = |r: Range| r.start >= 0x4000_0000 && r.end <= 0x6000_0000;
+        let mut out = alloc::vec![Range::new(1, 2); 7];
+        for cs in [
+            &[(0x4000_0000, 1), (0x4000_2000, 2)][..],
+            &[(0x4000_2000, 2), (0x4000_0000, 1)][..],
+        ] {
+            let d = linux_share(cs, v);
+            let view = DescriptorView::parse(&d, v, MemOp::Share).unwrap();
+            view.host_ranges(0, sp, ram, &mut out).unwrap();
+            assert_eq!(
+                out,
+                [
+                    Range::new(0x4000_0000, 0x4000_1000),
+                    Range::new(0x4000_2000, 0x4000_4000)
+                ]
+            );
+            assert_eq!(
+                out,
+                parse(&d, v, MemOp::Share)
+                    .unwrap()
+                    .validate_for_host(0, sp, ram)
+                    .unwrap()
+            );
+        }
+        let d = linux_share(&[(0x4000_0000, 2), (0x4000_1000, 1)], v);
+        let view = DescriptorView::parse(&d, v, MemOp::Share).unwrap();
+        assert_eq!(
+            view.host_ranges(0, sp, ram, &mut out),
+            Err(FfaError::InvalidParameters)
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn fragments_are_cut_lazily_as_before() {
+        for (len, off, max) in [
+            (100, 80, 4096),
+            (9000, 112, 4096),
+            (70000, 64, 65536),
+            (8192, 96, 4096),
+        ] {
+            let frags: Vec<_> = Fragments::new(len, off, max).collect();
+            assert_eq!(frags.first().map(|f| f.0), Some(0));
+            assert_eq!(frags.last().map(|f| f.1), Some(len));
+            assert!(frags.windows(2).all(|w| w[0].1 == w[1].0));
+            assert!(frags.iter().all(|&(s, e)| e > s && e - s <= max));
+        }
+        assert_eq!(
+            Fragments::new(100, 80, 8).count(),
+            1,
+            "no room: the first only"
         );
     }
 

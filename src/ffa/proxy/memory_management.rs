@@ -103,7 +103,9 @@ fn success_handle(handle: Handle) -> Reply {
 /// like `answer`.
 fn call4(fid: u32, x1: u64, x2: u64, x3: u64, x4: u64) -> Regs {
     let z = core::hint::black_box(0u64);
-    [fid as u64, x1, x2, x3, x4, z, z, z, z, z, z, z, z, z, z, z, z, z]
+    [
+        fid as u64, x1, x2, x3, x4, z, z, z, z, z, z, z, z, z, z, z, z, z,
+    ]
 }
 
 impl FfaProxy {
@@ -161,8 +163,7 @@ impl FfaProxy {
         // A first fragment that already holds the whole descriptor contradicts a larger
         // total length: the lengths are invalid, and no transaction starts (the FF-A ACS
         // sends exactly this and expects INVALID_PARAMETERS).
-        let result = if frag < total && declared_length(bytes, version).is_some_and(|n| n <= frag)
-        {
+        let result = if frag < total && declared_length(bytes, version).is_some_and(|n| n <= frag) {
             Err(FfaError::InvalidParameters)
         } else if frag < total {
             self.start_fragments(op, is_64, total, bytes)
