@@ -391,14 +391,7 @@ impl Iterator for RawConstituents<'_> {
                 let pages = u64::from_le(pages);
                 (u64::from_le(address), pages as u32, (pages >> 32) as u32)
             }),
-            Self::Bytes(it) => it.next().map(|c| {
-                let c = Bytes(c);
-                (
-                    c.u64(0).unwrap_or(0),
-                    c.u32(8).unwrap_or(0),
-                    c.u32(12).unwrap_or(u32::MAX),
-                )
-            }),
+            Self::Bytes(it) => it.next().map(from_bytes),
         }
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -407,6 +400,18 @@ impl Iterator for RawConstituents<'_> {
             Self::Bytes(it) => it.size_hint(),
         }
     }
+}
+
+/// One constituent from 16 bytes at any alignment. Never inlined: merged into the word
+/// path, its byte loads replaced the word loads there too.
+#[inline(never)]
+fn from_bytes(c: &[u8]) -> (u64, u32, u32) {
+    let c = Bytes(c);
+    (
+        c.u64(0).unwrap_or(0),
+        c.u32(8).unwrap_or(0),
+        c.u32(12).unwrap_or(u32::MAX),
+    )
 }
 
 /// The fields before the EMADs and in the composite header, for `Head::write`.
@@ -527,10 +532,12 @@ fn check_for_host(
     out.try_reserve(n).map_err(|_| FfaError::NoMemory)?;
     let mut sorted = true;
     let mut ram = true;
+    let mut previous = 0;
     for c in constituents {
         let r = c.range().ok_or_else(bad)?;
         ram &= is_host_ram(r);
-        sorted &= out.last().is_none_or(|l| l.start <= r.start);
+        sorted &= previous <= r.start;
+        previous = r.start;
         out.push(r);
     }
     if !ram {

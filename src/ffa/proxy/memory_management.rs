@@ -52,20 +52,33 @@ pub(super) struct Scratch {
 }
 
 impl Scratch {
-    /// What is kept for the next call: a buffer grown by one large descriptor (up to
-    /// `memory::MAX_TOTAL_LEN`) is given back to the heap rather than held for good.
-    fn trimmed(mut self) -> Self {
+    /// Gives back to the heap a buffer grown by one large descriptor (up to
+    /// `memory::MAX_TOTAL_LEN`) rather than holding it for good.
+    fn trim(&mut self) {
         const KEEP: usize = 4096;
-        for v in [&mut self.bytes, &mut self.out] {
-            if v.capacity() > KEEP {
-                *v = Vec::new();
-            }
+        if self.bytes.capacity() > KEEP {
+            self.bytes = Vec::new();
+        }
+        if self.out.capacity() > KEEP {
+            self.out = Vec::new();
         }
         if self.ranges.capacity() > KEEP / 16 {
             self.ranges = Vec::new();
         }
-        self
     }
+}
+
+/// Makes `v` exactly `len` bytes long without writing the bytes it already has (the caller
+/// overwrites all of them): no memset of a reused buffer.
+fn set_len(v: &mut Vec<u8>, len: usize) -> Result<(), FfaError> {
+    if v.len() < len {
+        v.try_reserve(len - v.len())
+            .map_err(|_| FfaError::NoMemory)?;
+        v.resize(len, 0);
+    } else {
+        v.truncate(len);
+    }
+    Ok(())
 }
 
 /// The most memory handles the host may hold at once, and the most ranges they may
@@ -82,7 +95,8 @@ pub(super) struct MemoryState {
     next_id: u64,
     /// The ranges of every record in `handles`, summed.
     live_ranges: usize,
-    scratch: Scratch,
+    /// Boxed: it moves in and out of the lock at every send, as one pointer.
+    scratch: Option<alloc::boxed::Box<Scratch>>,
 }
 
 /// An FF-A answer in x0-x7 with the rest zero, built register by register: `[0; 18]`
@@ -149,16 +163,15 @@ impl FfaProxy {
             if memory.pending.is_some() {
                 return Err(FfaError::Busy);
             }
-            core::mem::take(&mut memory.scratch)
+            memory.scratch.take().unwrap_or_default()
         };
         // One snapshot of the host's bytes, exactly the fragment's length: the host cannot
         // change them under warden.
         let bytes = &mut scratch.bytes;
-        bytes.clear();
-        if bytes.try_reserve(frag).is_err() {
-            return Err(FfaError::NoMemory);
+        if let Err(e) = set_len(bytes, frag) {
+            self.memory.lock().scratch = Some(scratch);
+            return Err(e);
         }
-        bytes.resize(frag, 0);
         env.read_host(mailbox.tx.start, bytes);
         // A first fragment that already holds the whole descriptor contradicts a larger
         // total length: the lengths are invalid, and no transaction starts (the FF-A ACS
@@ -168,10 +181,11 @@ impl FfaProxy {
         } else if frag < total {
             self.start_fragments(op, is_64, total, bytes)
         } else {
-            let Scratch { bytes, out, ranges } = &mut scratch;
+            let Scratch { bytes, out, ranges } = &mut *scratch;
             self.mem_commit(op, is_64, bytes, out, ranges, version, env)
         };
-        self.memory.lock().scratch = scratch.trimmed();
+        scratch.trim();
+        self.memory.lock().scratch = Some(scratch);
         drop(slot);
         result
     }
@@ -248,7 +262,7 @@ impl FfaProxy {
         let Some(done) = memory.pending.take() else {
             return Err(FfaError::Aborted);
         };
-        let mut scratch = core::mem::take(&mut memory.scratch);
+        let mut scratch = memory.scratch.take().unwrap_or_default();
         drop(memory);
         let result = self.mem_commit(
             done.op,
@@ -259,7 +273,8 @@ impl FfaProxy {
             version,
             env,
         );
-        self.memory.lock().scratch = scratch.trimmed();
+        scratch.trim();
+        self.memory.lock().scratch = Some(scratch);
         drop(slot);
         result
     }
@@ -453,11 +468,7 @@ fn send_to_spmc(
     env: &mut impl ProxyEnv,
 ) -> Result<Handle, FfaError> {
     let len = t.emitted_len(version);
-    if out.len() < len {
-        out.try_reserve(len - out.len())
-            .map_err(|_| FfaError::NoMemory)?;
-        out.resize(len, 0);
-    }
+    set_len(out, len)?;
     let desc = out.get_mut(..len).ok_or(FfaError::Aborted)?;
     if t.emit_into(version, desc) != Some(len) {
         return Err(FfaError::Aborted);
