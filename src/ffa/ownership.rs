@@ -49,7 +49,7 @@ impl Ownership {
     /// Gives every range in `ranges` the state `state`, or none of them: DENIED if any
     /// page is already claimed. `ranges` must not overlap each other.
     pub fn claim(&mut self, ranges: &[Range], state: PageState) -> Result<(), FfaError> {
-        if ranges.iter().any(|r| r.is_empty() || self.is_claimed(r)) {
+        if ranges.iter().any(|r| r.is_empty()) {
             return Err(FfaError::Denied);
         }
         // Sorted and disjoint, as the proxy hands them over (anything else takes the merge
@@ -63,10 +63,14 @@ impl Ownership {
                 .last()
                 .is_none_or(|l| ranges.first().is_none_or(|r| l.1 <= r.start))
         {
-            // The common case, above everything held: append.
+            // The common case, above everything held (so no page of them is claimed, with
+            // no search per range): append.
             self.regions
                 .extend(ranges.iter().map(|r| (r.start, r.end, state)));
             return Ok(());
+        }
+        if ranges.iter().any(|r| self.is_claimed(r)) {
+            return Err(FfaError::Denied);
         }
         // One merge of two sorted lists.
         let mut new: Vec<(u64, u64, PageState)> =
