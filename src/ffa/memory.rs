@@ -530,29 +530,31 @@ fn check_for_host(
     }
     let (n, _) = constituents.size_hint();
     out.try_reserve(n).map_err(|_| FfaError::NoMemory)?;
-    let mut sorted = true;
+    // Ranges in ascending order, each ending before the next starts, are sorted and
+    // disjoint in one pass (Linux sends them so); anything else is sorted, then checked.
+    let mut ascending = true;
     let mut ram = true;
-    let mut previous = 0;
+    let mut previous_end = 0;
     for c in constituents {
         let r = c.range().ok_or_else(bad)?;
         ram &= is_host_ram(r);
-        sorted &= previous <= r.start;
-        previous = r.start;
+        ascending &= previous_end <= r.start;
+        previous_end = r.end;
         out.push(r);
     }
     if !ram {
         out.clear();
         return Err(FfaError::Denied);
     }
-    if !sorted {
+    if !ascending {
         out.sort_unstable();
-    }
-    if out
-        .windows(2)
-        .any(|w| matches!(w, [a, b] if a.end > b.start))
-    {
-        out.clear();
-        return Err(bad());
+        if out
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if a.end > b.start))
+        {
+            out.clear();
+            return Err(bad());
+        }
     }
     Ok(())
 }
