@@ -572,3 +572,21 @@ fn spmc_buffer_rules_for_warden_s_buffers_and_descriptors() {
     assert!(m.fragments_seen >= 3);
     assert!(is_success(&reclaim(&p, &mut m, h)));
 }
+
+/// The dispatcher's look-up table (`SERVED_SINCE`, which memory calls reach first) says
+/// what a scan of `SERVED` says, for every function number, width and version.
+#[test]
+fn served_lookup_agrees_with_the_table() {
+    use crate::ffa::proxy::{SERVED, SERVED_SINCE};
+    for num in 0..=0xffu32 {
+        for is_64 in [false, true] {
+            for v in [FfaVersion::V1_0, FfaVersion::V1_1, FfaVersion::V1_2] {
+                let scan = SERVED
+                    .iter()
+                    .any(|&(n, w, since)| n == num && w == is_64 && v >= since);
+                let lookup = SERVED_SINCE[num as usize][is_64 as usize].is_some_and(|s| v >= s);
+                assert_eq!(scan, lookup, "{num:#x} {is_64} {v}");
+            }
+        }
+    }
+}
