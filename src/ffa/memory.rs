@@ -167,10 +167,16 @@ impl<'a> Bytes<'a> {
         let mut at = off;
         while at < end {
             // The widest naturally aligned piece that fits.
-            let n = [8, 4, 2, 1]
-                .into_iter()
-                .find(|&n| at % n == 0 && at + n <= end)
-                .unwrap_or(1);
+            let left = end - at;
+            let n = if at.is_multiple_of(8) && left >= 8 {
+                8
+            } else if at.is_multiple_of(4) && left >= 4 {
+                4
+            } else if at.is_multiple_of(2) && left >= 2 {
+                2
+            } else {
+                1
+            };
             if self.field(at, n)? != 0 {
                 return Err(FfaError::InvalidParameters);
             }
@@ -459,6 +465,7 @@ impl<'a> RawConstituents<'a> {
 
 impl Iterator for RawConstituents<'_> {
     type Item = (u64, u32, u32);
+    #[inline(always)]
     fn next(&mut self) -> Option<(u64, u32, u32)> {
         match self {
             Self::Words(it) => it.next().map(|&[address, pages]| {
@@ -651,6 +658,7 @@ fn check_for_host(
 /// Memory region attributes and transaction flags a sender may use (DEN0077A v1.2
 /// §10.10 and Table 10.21): no NS bit (bit 6) from the normal world, no device memory,
 /// no retrieve-only flags.
+#[inline]
 fn check_attributes_and_flags(attributes: u16, flags: u32, op: MemOp) -> Result<(), FfaError> {
     let mem_type = (attributes >> 4) & 0x3;
     // For normal memory, cacheability [3:2] is non-cacheable (0b01) or write-back (0b11)

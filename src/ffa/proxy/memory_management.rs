@@ -54,6 +54,7 @@ pub(super) struct Scratch {
 impl Scratch {
     /// Gives back to the heap a buffer grown by one large descriptor (up to
     /// `memory::MAX_TOTAL_LEN`) rather than holding it for good.
+    #[inline]
     fn trim(&mut self) {
         const KEEP: usize = 4096;
         if self.bytes.capacity() > KEEP {
@@ -70,6 +71,7 @@ impl Scratch {
 
 /// Makes `v` exactly `len` bytes long without writing the bytes it already has (the caller
 /// overwrites all of them): no memset of a reused buffer.
+#[inline]
 fn set_len(v: &mut Vec<u8>, len: usize) -> Result<(), FfaError> {
     if v.len() < len {
         v.try_reserve(len - v.len())
