@@ -4,6 +4,7 @@
 //! lent page leaves the host's stage-2 until it is reclaimed.
 
 use alloc::collections::BTreeMap;
+use alloc::collections::btree_map::Entry;
 use alloc::vec::Vec;
 
 use log::{debug, warn};
@@ -390,10 +391,11 @@ impl FfaProxy {
             memory.pending = None;
             return Ok(answer(abi::FFA_SUCCESS_32 as u64, 0, 0));
         }
-        let record = *memory
-            .handles
-            .get(&handle)
-            .ok_or(FfaError::InvalidParameters)?;
+        // One search: the entry found here is the one removed once the SPMC agrees.
+        let Entry::Occupied(entry) = memory.handles.entry(handle) else {
+            return Err(FfaError::InvalidParameters);
+        };
+        let record = *entry.get();
         if flags & 1 != 0 && record.op != MemOp::Lend {
             return Err(FfaError::InvalidParameters);
         }
@@ -406,7 +408,7 @@ impl FfaProxy {
             0,
         ));
         abi::expect_success(&r)?;
-        memory.handles.remove(&handle);
+        entry.remove();
         memory.live_ranges -= record.ranges;
         match record.op {
             MemOp::Share => {
