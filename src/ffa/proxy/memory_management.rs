@@ -53,18 +53,25 @@ pub(super) struct Scratch {
 }
 
 impl Scratch {
+    /// The capacity in bytes each buffer keeps between calls.
+    const KEEP: usize = 4096;
+
     /// Gives back to the heap a buffer grown by one large descriptor (up to
-    /// `memory::MAX_TOTAL_LEN`) rather than holding it for good.
+    /// `memory::MAX_TOTAL_LEN`) rather than holding it for good. After a descriptor of
+    /// `len` bytes up to `KEEP / 4`, nothing can have grown past `KEEP` (the SPMC's layout
+    /// adds at most 16 bytes per EMAD, growth at most doubles), so there is nothing to check.
     #[inline]
-    fn trim(&mut self) {
-        const KEEP: usize = 4096;
-        if self.bytes.capacity() > KEEP {
+    fn trim_after(&mut self, len: usize) {
+        if len <= Self::KEEP / 4 {
+            return;
+        }
+        if self.bytes.capacity() > Self::KEEP {
             self.bytes = Vec::new();
         }
-        if self.out.capacity() > KEEP {
+        if self.out.capacity() > Self::KEEP {
             self.out = Vec::new();
         }
-        if self.ranges.capacity() > KEEP / 16 {
+        if self.ranges.capacity() > Self::KEEP / 16 {
             self.ranges = Vec::new();
         }
     }
@@ -187,7 +194,7 @@ impl FfaProxy {
             let Scratch { bytes, out, ranges } = &mut *scratch;
             self.mem_commit(op, is_64, bytes, out, ranges, version, env)
         };
-        scratch.trim();
+        scratch.trim_after(frag);
         self.memory.lock().scratch = Some(scratch);
         drop(slot);
         result
@@ -276,7 +283,7 @@ impl FfaProxy {
             version,
             env,
         );
-        scratch.trim();
+        scratch.trim_after(done.total);
         self.memory.lock().scratch = Some(scratch);
         drop(slot);
         result
