@@ -1,13 +1,19 @@
 //! Memory transaction descriptors (DEN0077A v1.2 §10, "FF-A Memory Management Protocol"
-//! DEN0140 for v1.2), parsed from the host's bytes into `MemTransaction` and re-emitted
-//! in the SPMC's layout. Three layouts exist:
+//! DEN0140 for v1.2), checked in warden's snapshot of the host's bytes (`DescriptorView`,
+//! what the proxy uses: nothing allocated, nothing copied out) or parsed into
+//! `MemTransaction` (tests, the test host, the SPMC model), and re-emitted in the SPMC's
+//! layout. Three layouts exist:
 //! - v1.0: a 32-byte header, endpoint memory access descriptors (EMADs) from offset 32;
 //! - v1.1: a 48-byte header that names the EMAD size and offset, 16-byte EMADs;
 //! - v1.2: as v1.1, with 32-byte EMADs (16 bytes of implementation-defined data).
 //!
-//! Nothing from the host is forwarded raw: every field is read once, checked, and written
-//! again from the checked value. Host data is hostile: every offset, count and length is
-//! bounds-checked with checked arithmetic, and parsing never panics.
+//! Nothing from the host is forwarded unchecked: the header, the EMADs and the composite are
+//! written again from their checked values; the constituents, identical in every layout,
+//! are copied as one block from the snapshot after every byte of each was checked. Host data
+//! is hostile: every offset, count and length is bounds-checked with checked arithmetic,
+//! and parsing never panics. Fields are read and written by whole words where the bytes lie
+//! aligned (`as_words`): the target requires aligned accesses, and a field read byte by byte
+//! costs several times more.
 
 use alloc::vec::Vec;
 

@@ -92,8 +92,8 @@ fn set_len(v: &mut Vec<u8>, len: usize) -> Result<(), FfaError> {
 }
 
 /// The most memory handles the host may hold at once, and the most ranges they may
-/// record together (their ownership entries: about 1 MiB of warden's 8 MiB heap at the
-/// limit).
+/// record together (their ownership entries, 32 bytes each: 1 MiB of warden's 8 MiB heap
+/// at the limit, 2 MiB with the vector's growth).
 pub(super) const MAX_LIVE_HANDLES: usize = 256;
 pub(super) const MAX_LIVE_RANGES: usize = 32 * 1024;
 
