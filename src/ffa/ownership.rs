@@ -49,7 +49,7 @@ impl Ownership {
     /// Gives every range in `ranges` the state `state`, or none of them: DENIED if any
     /// page is already claimed. `ranges` must not overlap each other.
     pub fn claim(&mut self, ranges: &[Range], state: PageState) -> Result<(), FfaError> {
-        if ranges.iter().any(|r| r.is_empty() || self.is_claimed(r)) {
+        if ranges.iter().any(|r| r.is_empty()) {
             return Err(FfaError::Denied);
         }
         // Sorted and disjoint, as the proxy hands them over (anything else takes the merge
@@ -63,10 +63,14 @@ impl Ownership {
                 .last()
                 .is_none_or(|l| ranges.first().is_none_or(|r| l.1 <= r.start))
         {
-            // The common case, above everything held: append.
+            // The common case, above everything held (so no page of them is claimed, with
+            // no search per range): append.
             self.regions
                 .extend(ranges.iter().map(|r| (r.start, r.end, state)));
             return Ok(());
+        }
+        if ranges.iter().any(|r| self.is_claimed(r)) {
+            return Err(FfaError::Denied);
         }
         // One merge of two sorted lists.
         let mut new: Vec<(u64, u64, PageState)> =
@@ -105,6 +109,14 @@ impl Ownership {
             keep
         });
         gone
+    }
+
+    /// Removes every range in state `state`, as `release`, without listing them (a
+    /// share's reclaim needs no list: nothing to map back); returns how many there were.
+    pub fn forget(&mut self, state: PageState) -> usize {
+        let before = self.regions.len();
+        self.regions.retain(|&(_, _, s)| s != state);
+        before - self.regions.len()
     }
 
     /// Moves every range from state `from` to state `to`.
@@ -167,6 +179,11 @@ mod tests {
         o.transition(PageState::Pending(1), PageState::Lent(7));
         assert_eq!(o.state_of(0x8000), Some(PageState::Lent(7)));
         assert_eq!(o.release(PageState::Lent(7)).len(), 2);
+        assert_eq!(o.len(), 1);
+        o.claim(&[r(0x8000, 0x9000)], PageState::Shared(3)).unwrap();
+        assert_eq!(o.forget(PageState::Shared(4)), 0);
+        assert_eq!(o.forget(PageState::Shared(3)), 1);
+        assert_eq!(o.state_of(0x8000), None);
         assert_eq!(o.len(), 1);
         assert!(o.claim(&[r(0x3000, 0x4000)], PageState::Shared(2)).is_ok());
     }

@@ -1,9 +1,11 @@
 //! Memory transaction descriptors from a hostile host: parsing never panics, and whatever
-//! parses re-emits in every layout and parses back to the same transaction.
+//! parses re-emits in every layout and parses back to the same transaction. The in-place
+//! view the proxy uses (`DescriptorView`) accepts exactly what `parse` accepts, at any
+//! alignment, and emits the same bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use warden::ffa::memory::{self, MemOp};
+use warden::ffa::memory::{self, DescriptorView, MemOp};
 use warden::ffa::version::FfaVersion;
 use warden::platform::memmap::Range;
 
@@ -19,11 +21,32 @@ fuzz_target!(|data: &[u8]| {
     } else {
         MemOp::Share
     };
-    let Ok(t) = memory::parse(desc, version, op) else {
+    // The same bytes 8-byte aligned (the view reads words) and not (it reads bytes).
+    let aligned: Vec<u8> = desc.to_vec();
+    let mut odd = vec![0u8; desc.len() + 1];
+    odd[1..].copy_from_slice(desc);
+    let parsed = memory::parse(desc, version, op);
+    for bytes in [&aligned[..], &odd[1..]] {
+        let view = DescriptorView::parse(bytes, version, op);
+        assert_eq!(view.as_ref().err(), parsed.as_ref().err());
+        if let (Ok(v), Ok(t)) = (&view, &parsed) {
+            for to in VERSIONS {
+                let mut out = vec![0u8; v.emitted_len(to)];
+                assert_eq!(v.emit_into(to, &mut out), Some(out.len()));
+                assert_eq!(out, t.emit(to));
+            }
+        }
+    }
+    let Ok(t) = parsed else {
         return;
     };
     let ram = |r: Range| r.start >= 0x4000_0000 && r.end <= 0x8000_0000;
-    let _ = t.validate_for_host(0, |id| id & 0x8000 != 0, ram);
+    let validated = t.validate_for_host(0, |id| id & 0x8000 != 0, ram);
+    if let Ok(view) = DescriptorView::parse(&aligned, version, op) {
+        let mut ranges = Vec::new();
+        let in_place = view.host_ranges(0, |id| id & 0x8000 != 0, ram, &mut ranges);
+        assert_eq!(in_place.map(|()| ranges), validated);
+    }
     for to in VERSIONS {
         let out = t.emit(to);
         let back = memory::parse(&out, to, op).expect("warden's own output parses");

@@ -4,15 +4,15 @@
 //! lent page leaves the host's stage-2 until it is reclaimed.
 
 use alloc::collections::BTreeMap;
-use alloc::vec;
+use alloc::collections::btree_map::Entry;
 use alloc::vec::Vec;
 
 use log::{debug, warn};
 
-use super::{FfaProxy, ProxyEnv, Reply, local, success};
+use super::{FfaProxy, ProxyEnv, Reply, local};
 use crate::ffa::abi::{self, FfaError, Regs, num};
 use crate::ffa::mailbox;
-use crate::ffa::memory::{self, MemOp};
+use crate::ffa::memory::{self, DescriptorView, Fragments, MemOp};
 use crate::ffa::ownership::{Handle, Ownership, PageState};
 use crate::ffa::version::FfaVersion;
 use crate::platform::memmap::Range;
@@ -23,11 +23,13 @@ const FFA_MEM_FRAG_RX: u64 = abi::fid32(num::MEM_FRAG_RX) as u64;
 /// bit 63 set means "allocated by the hypervisor" (§10.2.1).
 const HYP_HANDLE: u64 = 1 << 63;
 
-/// One shared or lent region set, as the SPMC knows it by its handle.
-#[derive(Clone, Debug)]
+/// One shared or lent region set, as the SPMC knows it by its handle. Its ranges are the
+/// ownership map's, in state `Shared(handle)` or `Lent(handle)`: recorded once, there.
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Record {
     op: MemOp,
-    ranges: Vec<Range>,
+    /// How many ranges it holds (for `MAX_LIVE_RANGES`).
+    ranges: usize,
 }
 
 /// A transaction the host is sending in fragments (FFA_MEM_FRAG_TX).
@@ -39,9 +41,59 @@ pub(super) struct Pending {
     bytes: Vec<u8>,
 }
 
+/// The buffers of a send, kept between calls so that a share or lend allocates nothing
+/// once they have grown to the host's usual descriptor: warden's snapshot of the host's
+/// descriptor, the descriptor in the SPMC's layout, and the sorted page ranges. Only the
+/// sender holding the mailbox lock uses them (taken out of `MemoryState` for the call).
+#[derive(Default)]
+pub(super) struct Scratch {
+    bytes: Vec<u8>,
+    out: Vec<u8>,
+    ranges: Vec<Range>,
+}
+
+impl Scratch {
+    /// The capacity in bytes each buffer keeps between calls.
+    const KEEP: usize = 4096;
+
+    /// Gives back to the heap a buffer grown by one large descriptor (up to
+    /// `memory::MAX_TOTAL_LEN`) rather than holding it for good. After a descriptor of
+    /// `len` bytes up to `KEEP / 4`, nothing can have grown past `KEEP` (the SPMC's layout
+    /// adds at most 16 bytes per EMAD, growth at most doubles), so there is nothing to check.
+    #[inline]
+    fn trim_after(&mut self, len: usize) {
+        if len <= Self::KEEP / 4 {
+            return;
+        }
+        if self.bytes.capacity() > Self::KEEP {
+            self.bytes = Vec::new();
+        }
+        if self.out.capacity() > Self::KEEP {
+            self.out = Vec::new();
+        }
+        if self.ranges.capacity() > Self::KEEP / 16 {
+            self.ranges = Vec::new();
+        }
+    }
+}
+
+/// Makes `v` exactly `len` bytes long without writing the bytes it already has (the caller
+/// overwrites all of them): no memset of a reused buffer.
+#[inline]
+fn set_len(v: &mut Vec<u8>, len: usize) -> Result<(), FfaError> {
+    if v.len() < len {
+        v.try_reserve(len - v.len())
+            .map_err(|_| FfaError::NoMemory)?;
+        v.resize(len, 0);
+    } else {
+        v.truncate(len);
+    }
+    Ok(())
+}
+
 /// The most memory handles the host may hold at once, and the most ranges they may
-/// record together (one `Range` each, plus their ownership entries: about 2 MiB of
-/// warden's 8 MiB heap at the limit).
+/// record together (their ownership entries, 32 bytes each: 1 MiB of warden's 8 MiB heap
+/// at the limit, 2 MiB with the vector's growth).
 pub(super) const MAX_LIVE_HANDLES: usize = 256;
 pub(super) const MAX_LIVE_RANGES: usize = 32 * 1024;
 
@@ -51,6 +103,33 @@ pub(super) struct MemoryState {
     pub(super) handles: BTreeMap<Handle, Record>,
     pub(super) pending: Option<Pending>,
     next_id: u64,
+    /// The ranges of every record in `handles`, summed.
+    live_ranges: usize,
+    /// Boxed: it moves in and out of the lock at every send, as one pointer.
+    scratch: Option<alloc::boxed::Box<Scratch>>,
+}
+
+/// An FF-A answer in x0-x7 with the rest zero, built register by register: `[0; 18]`
+/// and a copy would be calls to memset and memcpy, which without SIMD cost more than the
+/// rest of the answer (issue 15's profile).
+fn answer(x0: u64, x2: u64, x3: u64) -> Reply {
+    let z = core::hint::black_box(0u64);
+    local([x0, z, x2, x3, z, z, z, z, z, z, z, z, z, z, z, z, z, z])
+}
+
+/// FFA_SUCCESS_32 with the handle in w2/w3 (§10.5.2, §10.6.2), or with no result.
+fn success_handle(handle: Handle) -> Reply {
+    let [lo, hi] = abi::handle_to_regs(handle);
+    answer(abi::FFA_SUCCESS_32 as u64, lo, hi)
+}
+
+/// A call to the SPMC with x1-x4 (the memory calls have no more), the rest zero; built
+/// like `answer`.
+fn call4(fid: u32, x1: u64, x2: u64, x3: u64, x4: u64) -> Regs {
+    let z = core::hint::black_box(0u64);
+    [
+        fid as u64, x1, x2, x3, x4, z, z, z, z, z, z, z, z, z, z, z, z, z,
+    ]
 }
 
 impl FfaProxy {
@@ -89,35 +168,63 @@ impl FfaProxy {
         if frag as u64 > mailbox.tx.len() {
             return Err(FfaError::InvalidParameters);
         }
-        if self.memory.lock().pending.is_some() {
-            return Err(FfaError::Busy);
+        let mut scratch = {
+            let mut memory = self.memory.lock();
+            if memory.pending.is_some() {
+                return Err(FfaError::Busy);
+            }
+            memory.scratch.take().unwrap_or_default()
+        };
+        // One snapshot of the host's bytes, exactly the fragment's length: the host cannot
+        // change them under warden.
+        let bytes = &mut scratch.bytes;
+        if let Err(e) = set_len(bytes, frag) {
+            self.memory.lock().scratch = Some(scratch);
+            return Err(e);
         }
-        // One snapshot of the host's bytes: the host cannot change them under warden.
-        let mut bytes = vec![0u8; frag];
-        env.read_host(mailbox.tx.start, &mut bytes);
+        env.read_host(mailbox.tx.start, bytes);
         // A first fragment that already holds the whole descriptor contradicts a larger
         // total length: the lengths are invalid, and no transaction starts (the FF-A ACS
         // sends exactly this and expects INVALID_PARAMETERS).
-        if frag < total && declared_length(&bytes, version).is_some_and(|n| n <= frag) {
-            return Err(FfaError::InvalidParameters);
-        }
-        if frag < total {
-            let mut memory = self.memory.lock();
-            memory.next_id += 1;
-            let handle = HYP_HANDLE | memory.next_id;
-            bytes.reserve_exact(total - frag);
-            memory.pending = Some(Pending {
-                op,
-                is_64,
-                handle,
-                total,
-                bytes,
-            });
-            return Ok(frag_rx(handle, frag));
-        }
-        let result = self.mem_commit(op, is_64, &bytes, version, env);
+        let result = if frag < total && declared_length(bytes, version).is_some_and(|n| n <= frag) {
+            Err(FfaError::InvalidParameters)
+        } else if frag < total {
+            self.start_fragments(op, is_64, total, bytes)
+        } else {
+            let Scratch { bytes, out, ranges } = &mut *scratch;
+            self.mem_commit(op, is_64, bytes, out, ranges, version, env)
+        };
+        scratch.trim_after(frag);
+        self.memory.lock().scratch = Some(scratch);
         drop(slot);
         result
+    }
+
+    /// The first of several fragments: kept (in a buffer of the declared total) until the
+    /// last arrives.
+    fn start_fragments(
+        &self,
+        op: MemOp,
+        is_64: bool,
+        total: usize,
+        first: &[u8],
+    ) -> Result<Reply, FfaError> {
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(total)
+            .map_err(|_| FfaError::NoMemory)?;
+        bytes.extend_from_slice(first);
+        let mut memory = self.memory.lock();
+        memory.next_id += 1;
+        let handle = HYP_HANDLE | memory.next_id;
+        memory.pending = Some(Pending {
+            op,
+            is_64,
+            handle,
+            total,
+            bytes,
+        });
+        Ok(frag_rx(handle, first.len()))
     }
 
     /// FFA_MEM_FRAG_TX (§10.4.3): the next fragment of the host's pending transaction.
@@ -165,57 +272,75 @@ impl FfaProxy {
         let Some(done) = memory.pending.take() else {
             return Err(FfaError::Aborted);
         };
+        let mut scratch = memory.scratch.take().unwrap_or_default();
         drop(memory);
-        let result = self.mem_commit(done.op, done.is_64, &done.bytes, version, env);
+        let result = self.mem_commit(
+            done.op,
+            done.is_64,
+            &done.bytes,
+            &mut scratch.out,
+            &mut scratch.ranges,
+            version,
+            env,
+        );
+        scratch.trim_after(done.total);
+        self.memory.lock().scratch = Some(scratch);
         drop(slot);
         result
     }
 
-    /// The whole descriptor is here: check it, claim, send to the SPMC, or undo.
-    /// Called with the mailbox lock held (it serialises warden's own TX buffer).
+    /// The whole descriptor is here: check it, claim, send to the SPMC, or undo. `out`
+    /// and `ranges` are reused buffers. Called with the mailbox lock held (it serialises
+    /// warden's own TX buffer).
+    #[allow(clippy::too_many_arguments)]
     fn mem_commit(
         &self,
         op: MemOp,
         is_64: bool,
         desc: &[u8],
+        out: &mut Vec<u8>,
+        ranges: &mut Vec<Range>,
         version: FfaVersion,
         env: &mut impl ProxyEnv,
     ) -> Result<Reply, FfaError> {
         let spmc = self.spmc.as_ref().ok_or(FfaError::NotSupported)?;
-        let t = memory::parse(desc, version, op)?;
-        let ranges = t.validate_for_host(
+        let t = DescriptorView::parse(desc, version, op)?;
+        t.host_ranges(
             spmc.host_id,
             |id| spmc.is_partition(id),
             |r| env.is_host_ram(r),
+            ranges,
         )?;
+        let ranges = &ranges[..];
         let id = {
             let mut memory = self.memory.lock();
-            // Every live handle keeps its ranges on warden's heap: bound them, so that a
-            // host that shares and never reclaims gets NO_MEMORY, not a heap panic.
-            let recorded: usize = memory.handles.values().map(|r| r.ranges.len()).sum();
-            if memory.handles.len() >= MAX_LIVE_HANDLES || recorded + ranges.len() > MAX_LIVE_RANGES
+            // Every live handle keeps its ranges on warden's heap (in the ownership map):
+            // bound them, so that a host that shares and never reclaims gets NO_MEMORY,
+            // not a heap panic.
+            if memory.handles.len() >= MAX_LIVE_HANDLES
+                || memory.live_ranges + ranges.len() > MAX_LIVE_RANGES
             {
                 return Err(FfaError::NoMemory);
             }
             memory.next_id += 1;
             let id = memory.next_id;
-            memory.ownership.claim(&ranges, PageState::Pending(id))?;
+            memory.ownership.claim(ranges, PageState::Pending(id))?;
             id
         };
         let undo = |env: &mut dyn FnMut(&[Range]), lent: bool| {
             if lent {
-                env(&ranges);
+                env(ranges);
             }
             self.memory.lock().ownership.release(PageState::Pending(id));
         };
         if op == MemOp::Lend
-            && let Err(e) = env.unmap_from_host(&ranges)
+            && let Err(e) = env.unmap_from_host(ranges)
         {
             undo(&mut |_| {}, false);
             return Err(e);
         }
         let lent = op == MemOp::Lend;
-        match send_to_spmc(spmc.own_buffer_pages, &t, op, is_64, spmc.version, env) {
+        match send_to_spmc(spmc.own_buffer_pages, &t, op, is_64, spmc.version, out, env) {
             Ok(handle) => {
                 let mut memory = self.memory.lock();
                 let state = if lent {
@@ -224,22 +349,25 @@ impl FfaProxy {
                     PageState::Shared(handle)
                 };
                 memory.ownership.transition(PageState::Pending(id), state);
-                memory.handles.insert(
-                    handle,
-                    Record {
-                        op,
-                        ranges: ranges.clone(),
-                    },
-                );
+                let record = Record {
+                    op,
+                    ranges: ranges.len(),
+                };
+                let replaced = memory.handles.insert(handle, record);
+                // An SPMC that hands out a live handle again replaces its record; the
+                // count follows.
+                memory.live_ranges += ranges.len();
+                memory.live_ranges -= replaced.map_or(0, |r| r.ranges);
+                drop(memory);
                 // Per call: debug only (the host sees the handle; the counters count it).
                 debug!(
                     "FF-A: host {} {} page(s) in {} range(s) with {:#06x}: handle {handle:#x}",
                     if lent { "lent" } else { "shared" },
                     t.total_pages,
                     ranges.len(),
-                    t.receivers.first().map_or(0, |r| r.id)
+                    t.first_receiver()
                 );
-                Ok(success(&abi::handle_to_regs(handle)))
+                Ok(success_handle(handle))
             }
             Err(e) => {
                 undo(&mut |r| env.map_to_host(r), lent);
@@ -268,37 +396,43 @@ impl FfaProxy {
         let mut memory = self.memory.lock();
         if memory.pending.as_ref().is_some_and(|p| p.handle == handle) {
             memory.pending = None;
-            return Ok(success(&[]));
+            return Ok(answer(abi::FFA_SUCCESS_32 as u64, 0, 0));
         }
-        let record = memory
-            .handles
-            .get(&handle)
-            .cloned()
-            .ok_or(FfaError::InvalidParameters)?;
+        // One search: the entry found here is the one removed once the SPMC agrees.
+        let Entry::Occupied(entry) = memory.handles.entry(handle) else {
+            return Err(FfaError::InvalidParameters);
+        };
+        let record = *entry.get();
         if flags & 1 != 0 && record.op != MemOp::Lend {
             return Err(FfaError::InvalidParameters);
         }
         let [lo, hi] = abi::handle_to_regs(handle);
-        let r = env.spmc_call(&abi::call_regs(
+        let r = env.spmc_call(&call4(
             abi::fid32(num::MEM_RECLAIM),
-            &[lo, hi, flags as u64],
+            lo,
+            hi,
+            flags as u64,
+            0,
         ));
         abi::expect_success(&r)?;
-        memory.handles.remove(&handle);
-        let state = match record.op {
-            MemOp::Share => PageState::Shared(handle),
-            MemOp::Lend => PageState::Lent(handle),
-        };
-        // A lent range goes back to the host's stage-2 before its pages are free again:
-        // otherwise another CPU could lend them anew and have them mapped back here.
-        if record.op == MemOp::Lend {
-            env.map_to_host(&record.ranges);
+        entry.remove();
+        memory.live_ranges -= record.ranges;
+        match record.op {
+            MemOp::Share => {
+                memory.ownership.forget(PageState::Shared(handle));
+            }
+            // A lent range goes back to the host's stage-2 before the memory lock is
+            // released: until then no other CPU can lend its pages anew (and have them
+            // mapped back here).
+            MemOp::Lend => {
+                let lent = memory.ownership.release(PageState::Lent(handle));
+                env.map_to_host(&lent);
+            }
         }
-        memory.ownership.release(state);
         drop(memory);
         debug!("FF-A: host reclaimed handle {handle:#x}");
         self.reopen_if_nothing_held();
-        Ok(success(&[]))
+        Ok(answer(abi::FFA_SUCCESS_32 as u64, 0, 0))
     }
 }
 
@@ -328,27 +462,30 @@ fn declared_length(first: &[u8], version: FfaVersion) -> Option<usize> {
 /// FFA_MEM_FRAG_RX to the host: send the fragment that starts at `offset`.
 fn frag_rx(handle: Handle, offset: usize) -> Reply {
     let [lo, hi] = abi::handle_to_regs(handle);
-    local(abi::call_regs(
-        FFA_MEM_FRAG_RX as u32,
-        &[lo, hi, offset as u64],
-    ))
+    local(call4(FFA_MEM_FRAG_RX as u32, lo, hi, offset as u64, 0))
 }
 
 /// Sends transaction `t` to the SPMC in its layout, in fragments of at most warden's TX
 /// buffer (`own_buffer_pages`: all of it, or one page if the SPMC refused more; see setup),
-/// and returns the SPMC's handle. A transaction the SPMC stops half way is abandoned with
-/// FFA_MEM_RECLAIM (§10.4.2).
+/// and returns the SPMC's handle. `out` is a reused buffer for the emitted descriptor. A
+/// transaction the SPMC stops half way is abandoned with FFA_MEM_RECLAIM (§10.4.2).
 fn send_to_spmc(
     own_buffer_pages: u64,
-    t: &memory::MemTransaction,
+    t: &DescriptorView,
     op: MemOp,
     is_64: bool,
     version: FfaVersion,
+    out: &mut Vec<u8>,
     env: &mut impl ProxyEnv,
 ) -> Result<Handle, FfaError> {
-    let desc = t.emit(version);
-    let frags = memory::fragments(
-        desc.len(),
+    let len = t.emitted_len(version);
+    set_len(out, len)?;
+    let desc = out.get_mut(..len).ok_or(FfaError::Aborted)?;
+    if t.emit_into(version, desc) != Some(len) {
+        return Err(FfaError::Aborted);
+    }
+    let frags = Fragments::new(
+        len,
         t.constituents_offset(version),
         (own_buffer_pages * mailbox::PAGE) as usize,
     );
@@ -358,19 +495,16 @@ fn send_to_spmc(
     };
     let fid = if is_64 { abi::fid64(n) } else { abi::fid32(n) };
     let mut handle = None;
-    for (i, &(start, end)) in frags.iter().enumerate() {
+    for (start, end) in frags {
         env.write_own_tx(desc.get(start..end).ok_or(FfaError::Aborted)?);
-        let len = (end - start) as u64;
-        let r = if i == 0 {
-            env.spmc_call(&abi::call_regs(fid, &[desc.len() as u64, len, 0, 0]))
+        let frag_len = (end - start) as u64;
+        let r = if start == 0 {
+            env.spmc_call(&call4(fid, len as u64, frag_len, 0, 0))
         } else {
             let [lo, hi] = abi::handle_to_regs(handle.ok_or(FfaError::Aborted)?);
-            env.spmc_call(&abi::call_regs(
-                abi::fid32(num::MEM_FRAG_TX),
-                &[lo, hi, len, 0],
-            ))
+            env.spmc_call(&call4(abi::fid32(num::MEM_FRAG_TX), lo, hi, frag_len, 0))
         };
-        let last = i + 1 == frags.len();
+        let last = end == len;
         match (r[0], last) {
             (x, false) if x == FFA_MEM_FRAG_RX && r[3] as u32 as usize == end => {
                 handle = Some(abi::handle_from_regs(r[1], r[2]));
@@ -392,8 +526,7 @@ fn send_to_spmc(
                 };
                 if let Some(h) = handle.or(carried) {
                     let [lo, hi] = abi::handle_to_regs(h);
-                    let _ =
-                        env.spmc_call(&abi::call_regs(abi::fid32(num::MEM_RECLAIM), &[lo, hi, 0]));
+                    let _ = env.spmc_call(&call4(abi::fid32(num::MEM_RECLAIM), lo, hi, 0, 0));
                 }
                 return Err(e);
             }

@@ -283,6 +283,34 @@ fn live_handles_are_bounded_with_no_memory() {
     handle_of(&send(&p, &mut m, MEM_SHARE_64, &desc));
 }
 
+/// The ranges the live handles record together are bounded too (`MAX_LIVE_RANGES`, a
+/// running count kept with the records): a share past the bound is NO_MEMORY before it
+/// reaches the SPMC, and a reclaim gives its ranges back to the count.
+#[test]
+fn live_ranges_are_bounded_with_no_memory() {
+    use crate::ffa::proxy::memory_management::MAX_LIVE_RANGES;
+    const PER_SHARE: u64 = 4000;
+    let (p, mut m) = host_with(ANY_LENGTH, 16);
+    // Adjacent one-page ranges (each its own constituent), 16 MiB per share.
+    let share = |k: u64| {
+        let base = 0x4010_0000 + k * PER_SHARE * 0x1000;
+        let cs: Vec<(u64, u32)> = (0..PER_SHARE).map(|i| (base + i * 0x1000, 1)).collect();
+        linux_share(&cs, FfaVersion::V1_1)
+    };
+    let fit = MAX_LIVE_RANGES as u64 / PER_SHARE;
+    let mut handles = Vec::new();
+    for k in 0..fit {
+        handles.push(handle_of(&send(&p, &mut m, MEM_SHARE_64, &share(k))));
+    }
+    let before = m.calls.len();
+    let r = send(&p, &mut m, MEM_SHARE_64, &share(fit));
+    assert!(is_error(&r, FfaError::NoMemory), "{r:x?}");
+    assert_eq!(m.calls.len(), before, "nothing reached the SPMC");
+    assert_eq!(p.live_handles(), fit as usize);
+    assert!(is_success(&reclaim(&p, &mut m, handles[0])));
+    handle_of(&send(&p, &mut m, MEM_SHARE_64, &share(fit)));
+}
+
 /// Issue 17 item 3: a first fragment that already holds the whole descriptor, sent with a
 /// larger total length (the FF-A ACS sends total + 16), is INVALID_PARAMETERS and starts
 /// nothing: the next share is not BUSY.
@@ -571,4 +599,22 @@ fn spmc_buffer_rules_for_warden_s_buffers_and_descriptors() {
     let h = handle_of(&send(&p, &mut m, MEM_SHARE_64, &big(false)));
     assert!(m.fragments_seen >= 3);
     assert!(is_success(&reclaim(&p, &mut m, h)));
+}
+
+/// The dispatcher's look-up table (`SERVED_SINCE`, which memory calls reach first) says
+/// what a scan of `SERVED` says, for every function number, width and version.
+#[test]
+fn served_lookup_agrees_with_the_table() {
+    use crate::ffa::proxy::{SERVED, SERVED_SINCE};
+    for num in 0..=0xffu32 {
+        for is_64 in [false, true] {
+            for v in [FfaVersion::V1_0, FfaVersion::V1_1, FfaVersion::V1_2] {
+                let scan = SERVED
+                    .iter()
+                    .any(|&(n, w, since)| n == num && w == is_64 && v >= since);
+                let lookup = SERVED_SINCE[num as usize][is_64 as usize].is_some_and(|s| v >= s);
+                assert_eq!(scan, lookup, "{num:#x} {is_64} {v}");
+            }
+        }
+    }
 }
