@@ -17,6 +17,8 @@
 
 use alloc::vec::Vec;
 
+use zerocopy::FromBytes;
+
 use super::abi::FfaError;
 use super::version::FfaVersion;
 use crate::platform::memmap::Range;
@@ -83,24 +85,22 @@ pub struct MemTransaction {
 /// reading words instead is exact and several times cheaper.
 #[inline(always)]
 fn as_words(bytes: &[u8]) -> &[u64] {
-    if bytes.as_ptr().align_offset(core::mem::align_of::<u64>()) != 0 {
-        return &[];
-    }
-    // SAFETY: the pointer is aligned for `u64` (checked just above), the `len / 8` words lie
-    // inside `bytes`, every bit pattern is a valid `u64`, and the result borrows `bytes`.
-    unsafe { core::slice::from_raw_parts(bytes.as_ptr().cast::<u64>(), bytes.len() / 8) }
+    let whole = bytes.len() / 8 * 8;
+    bytes
+        .get(..whole)
+        .and_then(|b| <[u64]>::ref_from_bytes(b).ok())
+        .unwrap_or(&[])
 }
 
 /// `bytes` as words for writing, when it starts 8-byte aligned (see `as_words`); empty
 /// otherwise.
 #[inline(always)]
 fn as_words_mut(bytes: &mut [u8]) -> &mut [u64] {
-    if bytes.as_ptr().align_offset(core::mem::align_of::<u64>()) != 0 {
-        return &mut [];
-    }
-    // SAFETY: as `as_words`; the result borrows `bytes` mutably, so nothing else reaches
-    // these bytes while it lives.
-    unsafe { core::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<u64>(), bytes.len() / 8) }
+    let whole = bytes.len() / 8 * 8;
+    bytes
+        .get_mut(..whole)
+        .and_then(|b| <[u64]>::mut_from_bytes(b).ok())
+        .unwrap_or(&mut [])
 }
 
 /// Whether an `n`-byte field at byte offset `off` lies inside one word.
