@@ -17,7 +17,7 @@ use aarch64_paging::paging::{MemoryRegion, Stage2};
 use alloc::vec::Vec;
 
 use crate::platform::memmap::{
-    HostMemKind, PAGE, PageBitmap, PageEntries, PageMask, Range, Unlendable,
+    HostMemKind, PAGE, PageBitmap, PageEntries, PageMask, Range, RangeGroup, Unlendable,
 };
 
 /// Host IPA bits for a CPU with `pa_bits` of physical address: 40 (1 TiB, a level-0 root)
@@ -450,35 +450,15 @@ impl HostStage2 {
     /// ranges inside one block that come one after the other go together.
     pub fn restore(&mut self, ranges: &[Range]) -> Result<(), Stage2Error> {
         let mut result = Ok(());
-        let mut keep = |step: Result<(), Stage2Error>| {
+        for group in PageMask::groups(ranges) {
+            let step = match group {
+                RangeGroup::Batch(batch, pending) => self.restore_batch(&batch, pending),
+                RangeGroup::Alone(r) => self.restore_one(r),
+            };
             if let Err(e) = step {
                 result = Err(e);
             }
-        };
-        let mut batch = PageMask::new(0);
-        let mut first = 0;
-        for (i, r) in ranges.iter().enumerate() {
-            let block = r.align_out(BLOCK);
-            if block.len() == BLOCK && *r != block {
-                if !batch.is_empty() && batch.base() == block.start && batch.add(*r) {
-                    continue;
-                }
-                let pending = ranges.get(first..i).unwrap_or_default();
-                keep(self.restore_batch(&batch, pending));
-                batch = PageMask::new(block.start);
-                first = i;
-                if batch.add(*r) {
-                    continue;
-                }
-            }
-            let pending = ranges.get(first..i).unwrap_or_default();
-            keep(self.restore_batch(&batch, pending));
-            batch = PageMask::new(0);
-            first = i + 1;
-            keep(self.restore_one(*r));
         }
-        let pending = ranges.get(first..).unwrap_or_default();
-        keep(self.restore_batch(&batch, pending));
         invalidate_all();
         result
     }

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 mod page_bitmap;
-pub use page_bitmap::{PageBitmap, PageEntries, PageMask, Unlendable};
+pub use page_bitmap::{PageBitmap, PageEntries, PageMask, RangeGroup, Unlendable};
 
 /// The translation granule warden uses everywhere (stage-1, stage-2, the SMMU's tables):
 /// 4 KiB, so a page of host RAM is the unit of ownership, lending and DMA isolation.

@@ -41,6 +41,41 @@ pub struct PageMask {
     span: Range,
 }
 
+/// One group of `PageMask::groups`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeGroup<'a> {
+    /// The pages of `ranges`, all inside the mask's window (for a range-by-range fallback).
+    Batch(PageMask, &'a [Range]),
+    Alone(Range),
+}
+
+/// The iterator of `PageMask::groups`.
+pub struct RangeGroups<'a> {
+    ranges: &'a [Range],
+    at: usize,
+}
+
+impl<'a> Iterator for RangeGroups<'a> {
+    type Item = RangeGroup<'a>;
+
+    fn next(&mut self) -> Option<RangeGroup<'a>> {
+        let first = self.at;
+        let r = *self.ranges.get(first)?;
+        self.at += 1;
+        let mut mask = PageMask::new(r.start);
+        if (r.start == mask.base && r.len() == WINDOW) || !mask.add(r) {
+            return Some(RangeGroup::Alone(r));
+        }
+        while let Some(&next) = self.ranges.get(self.at)
+            && mask.add(next)
+        {
+            self.at += 1;
+        }
+        let batch = self.ranges.get(first..self.at).unwrap_or_default();
+        Some(RangeGroup::Batch(mask, batch))
+    }
+}
+
 const WORDS: usize = 8;
 /// Pages in a `PageMask`'s window.
 pub const WINDOW_PAGES: u64 = WORDS as u64 * 64;
@@ -118,6 +153,15 @@ impl PageMask {
             });
         }
         free
+    }
+
+    /// `ranges` in the order given, grouped for the page tables: the ranges that come one
+    /// after the other inside one window, each only part of it and no two sharing a page,
+    /// go as one `Batch` (a scattered lend's pages, sorted as the proxy hands them over);
+    /// any other range goes `Alone` (a whole window, one across windows, an empty one). The
+    /// stage-2 and the SMMU table walk a reclaim this way: one table walk per batch.
+    pub fn groups(ranges: &[Range]) -> RangeGroups<'_> {
+        RangeGroups { ranges, at: 0 }
     }
 
     /// Calls `f` with the index in the window (0..512) of each page in the set, in order.

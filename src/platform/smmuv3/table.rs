@@ -22,7 +22,7 @@ use aarch64_paging::paging::{
 use alloc::vec::Vec;
 
 use super::SmmuError;
-use crate::platform::memmap::{PageBitmap, PageEntries, PageMask, Range};
+use crate::platform::memmap::{PageBitmap, PageEntries, PageMask, Range, RangeGroup};
 
 /// Input address bits: a level-1 root with the 4 KiB granule (CD.T0SZ = 25).
 pub const VA_BITS: u32 = 39;
@@ -338,21 +338,14 @@ impl DmaTable {
         ranges: &[Range],
         broken: &mut Vec<Range>,
     ) -> Result<(), SmmuError> {
-        let mut batch = PageMask::new(0);
-        for r in ranges {
-            let block = r.align_out(BLOCK);
-            if block.len() == BLOCK && *r != block {
-                if !batch.is_empty() && batch.base() == block.start && batch.add(*r) {
+        for group in PageMask::groups(ranges) {
+            let r = match group {
+                RangeGroup::Batch(batch, _) => {
+                    self.unmap_batch(&batch, broken)?;
                     continue;
                 }
-                self.unmap_batch(&batch, broken)?;
-                batch = PageMask::new(block.start);
-                if batch.add(*r) {
-                    continue;
-                }
-            }
-            self.unmap_batch(&batch, broken)?;
-            batch = PageMask::new(0);
+                RangeGroup::Alone(r) => r,
+            };
             for block in pieces(r.align_out(BLOCK), BLOCK) {
                 let part = Range::new(r.start.max(block.start), r.end.min(block.end));
                 match self.block_state(block.start) {
@@ -366,7 +359,7 @@ impl DmaTable {
                 }
             }
         }
-        self.unmap_batch(&batch, broken)
+        Ok(())
     }
 
     /// Unmaps the pages of `batch` (inside one block).
@@ -426,30 +419,12 @@ impl DmaTable {
         sync: &mut impl TableSync,
     ) -> Result<(), SmmuError> {
         let mut result = Ok(());
-        let mut batch = PageMask::new(0);
-        let mut first = 0;
-        for (i, r) in ranges.iter().enumerate() {
-            let block = r.align_out(BLOCK);
-            if block.len() == BLOCK && *r != block {
-                if !batch.is_empty() && batch.base() == block.start && batch.add(*r) {
-                    continue;
-                }
-                let pending = ranges.get(first..i).unwrap_or_default();
-                result = result.and(self.restore_batch(&batch, pending));
-                batch = PageMask::new(block.start);
-                first = i;
-                if batch.add(*r) {
-                    continue;
-                }
-            }
-            let pending = ranges.get(first..i).unwrap_or_default();
-            result = result.and(self.restore_batch(&batch, pending));
-            batch = PageMask::new(0);
-            first = i + 1;
-            result = result.and(self.restore_ranges(core::slice::from_ref(r)));
+        for group in PageMask::groups(ranges) {
+            result = result.and(match group {
+                RangeGroup::Batch(batch, pending) => self.restore_batch(&batch, pending),
+                RangeGroup::Alone(r) => self.restore_ranges(core::slice::from_ref(&r)),
+            });
         }
-        let pending = ranges.get(first..).unwrap_or_default();
-        result = result.and(self.restore_batch(&batch, pending));
         let tables = self.tables().to_vec();
         sync.publish(&tables);
         result

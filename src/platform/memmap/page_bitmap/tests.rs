@@ -236,3 +236,59 @@ fn page_entries_write_the_pages_of_their_window_only() {
         assert_eq!(*v, want, "entry {i}");
     }
 }
+
+/// A reclaim's ranges grouped as the tables walk them: runs of partial ranges inside one
+/// window batch together; a whole window, a range across windows, an empty range, a page
+/// already in the batch and a change of window each end a batch.
+#[test]
+fn groups_batch_runs_inside_one_window_only() {
+    const W: u64 = WINDOW;
+    let page = |n: u64| Range::new(n * PAGE, (n + 1) * PAGE);
+    let ranges = [
+        page(512),
+        page(514),
+        page(520),
+        // The same page again: a new batch.
+        page(520),
+        // The next window.
+        page(1024),
+        // A whole window.
+        Range::new(2 * W, 3 * W),
+        // Across two windows.
+        Range::new(4 * W - PAGE, 4 * W + PAGE),
+        Range::new(5 * W, 5 * W),
+        page(513),
+    ];
+    let kinds: Vec<(Option<u64>, usize)> = PageMask::groups(&ranges)
+        .map(|g| match g {
+            RangeGroup::Batch(mask, rs) => {
+                assert!(
+                    rs.iter()
+                        .all(|r| r.start >= mask.base() && r.end <= mask.base() + W)
+                );
+                (Some(mask.base()), rs.len())
+            }
+            RangeGroup::Alone(_) => (None, 1),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Some(W), 3),
+            (Some(W), 1),
+            (Some(2 * W), 1),
+            (None, 1),
+            (None, 1),
+            (None, 1),
+            (Some(W), 1),
+        ]
+    );
+    // Every range is in exactly one group, in order.
+    let flat: Vec<Range> = PageMask::groups(&ranges)
+        .flat_map(|g| match g {
+            RangeGroup::Batch(_, rs) => rs.to_vec(),
+            RangeGroup::Alone(r) => alloc::vec![r],
+        })
+        .collect();
+    assert_eq!(flat, ranges);
+}
