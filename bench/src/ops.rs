@@ -367,24 +367,29 @@ pub fn run(el: El, dtb: u64, entry_counter: u64) -> bool {
         let r = m.smc(FFA_FEATURES, &[FFA_RXTX_MAP_64 as u64]);
         expect(&r, FFA_SUCCESS_32, "FFA_FEATURES")
     });
-    b.measure("direct_req_optee_api_version", 1000, |m| {
-        let sender_receiver = (HOST_ID as u64) << 16 | OPTEE_ID as u64;
-        let r = m.smc(
+    // The same request as the 32-bit and the 64-bit call: OP-TEE answers the latter with
+    // DIRECT_RESP_64 (optee_os thread_spmc.c, `get_direct_resp_fid`), so both are full round
+    // trips.
+    for (op, request, response, what) in [
+        (
+            "direct_req_optee_api_version",
             FFA_DIRECT_REQ_32,
-            &[sender_receiver, 0, OPTEE_FFA_GET_API_VERSION],
-        );
-        expect(&r, FFA_DIRECT_RESP_32, "DIRECT_REQ")
-    });
-    // The same request as the 64-bit call: OP-TEE answers it with DIRECT_RESP_64
-    // (optee_os thread_spmc.c, `get_direct_resp_fid`), so this is a full round trip too.
-    b.measure("direct_req64_optee_api_version", 1000, |m| {
-        let sender_receiver = (HOST_ID as u64) << 16 | OPTEE_ID as u64;
-        let r = m.smc(
+            FFA_DIRECT_RESP_32,
+            "DIRECT_REQ",
+        ),
+        (
+            "direct_req64_optee_api_version",
             FFA_DIRECT_REQ_64,
-            &[sender_receiver, 0, OPTEE_FFA_GET_API_VERSION],
-        );
-        expect(&r, FFA_DIRECT_RESP_64, "DIRECT_REQ_64")
-    });
+            FFA_DIRECT_RESP_64,
+            "DIRECT_REQ_64",
+        ),
+    ] {
+        b.measure(op, 1000, |m| {
+            let sender_receiver = (HOST_ID as u64) << 16 | OPTEE_ID as u64;
+            let r = m.smc(request, &[sender_receiver, 0, OPTEE_FFA_GET_API_VERSION]);
+            expect(&r, response, what)
+        });
+    }
     b.measure("partition_info_get_rx_release", 1000, |m| {
         // Nil UUID: every partition, descriptors into this client's RX buffer.
         let r = m.smc(FFA_PARTITION_INFO_GET, &[0, 0, 0, 0, 0]);
