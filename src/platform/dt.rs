@@ -47,11 +47,8 @@ pub enum DtError {
 
 /// Re-serialises a tree without the FDT_NOP tokens that libfdt leaves behind when
 /// firmware edits a tree in place (TF-A's BL2 does): the `fdt` crate (0.1.5) stops walking
-/// a node at the first one and would miss `/cpus` and `/chosen`. warden reads the blob
-/// with its own index (`FlatTree`), which skips them; the unit tests normalize fixtures so
-/// that the `fdt` crate, their independent reader, sees the whole tree.
-#[cfg(test)]
-pub(crate) fn normalize(blob: &[u8]) -> Result<Vec<u8>, DtError> {
+/// a node at the first one and would miss `/cpus` and `/chosen`.
+pub fn normalize(blob: &[u8]) -> Result<Vec<u8>, DtError> {
     pruned(blob, &[])
 }
 
